@@ -1,0 +1,284 @@
+"""Configuration: frozen dataclasses and named presets.
+
+A `Config` has three parts: `data` (what is read and how it is batched), `model` (layer sizes) and
+`train` (optimisation, losses, schedule). Presets are complete configurations; command-line
+overrides replace single fields with `section.field=value` (see `apply_overrides`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+# Reed et al.'s char-CNN-RNN alphabet (icml2016 `util.lua`), in its order. Ids: 0 is padding,
+# 1 is any character outside the alphabet, then one id per distinct character here.
+REED_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} "
+
+DATA_FORMATS = ("synthetic", "reed", "jsonl")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+UPSAMPLINGS = ("transpose", "nearest")
+INTERPOLATIONS = ("interpolate", "extrapolate")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """What is read and how it is batched.
+
+    Attributes:
+        format: "synthetic" (built in, no download), "reed" (text_c10 layout) or "jsonl".
+        path: the dataset folder; unused for "synthetic".
+        image_size: side of the square training images (32, 64 or 128).
+        resize_margin: images are resized to `image_size * resize_margin` before a random crop
+            (Reed: 76 / 64).
+        flip: random horizontal flips.
+        captions_per_image: k captions whose mean embedding conditions an image (Reed: 4).
+        caption_length: characters per encoded caption (Reed: 201).
+        alphabet: the character vocabulary.
+        batch_size: examples per step (fixed; the last partial batch is dropped).
+        shuffle_buffer: examples in the shuffle buffer.
+        synthetic_images_per_class: images drawn for each synthetic class.
+        seed: seed for dataset generation and the pipeline's random choices.
+    """
+
+    format: str = "synthetic"
+    path: str | None = None
+    image_size: int = 64
+    resize_margin: float = 76 / 64
+    flip: bool = True
+    captions_per_image: int = 4
+    caption_length: int = 201
+    alphabet: str = REED_ALPHABET
+    batch_size: int = 64
+    shuffle_buffer: int = 4096
+    synthetic_images_per_class: int = 40
+    seed: int = 0
+
+    @property
+    def load_size(self) -> int:
+        """Side to which images are resized before the random crop."""
+        return int(round(self.image_size * self.resize_margin))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Layer sizes of the text encoder, image encoder, generator, discriminator and style encoder.
+
+    Attributes:
+        z_dim: noise dimension (Reed: 100).
+        embedding_dim: text/image joint embedding size (Reed: 1024).
+        text_projection_dim: the embedding is projected to this size inside G and D (Reed: 128).
+        ngf: generator width (Reed: 128).
+        ndf: discriminator width (Reed: 64).
+        upsampling: "transpose" (Reed) or "nearest" (nearest-neighbour + conv, TensorLayer port).
+        char_embedding_dim: size of the learned character embedding in the text encoder.
+        text_conv_filters: filters of the char-CNN's temporal convolutions (Reed: 384, 512, 512).
+        text_rnn_units: GRU units on top of the char-CNN.
+        image_encoder_filters: widths of the image encoder's stride-2 convolutions.
+        style_encoder_filters: widths of the style encoder's stride-2 convolutions.
+    """
+
+    z_dim: int = 100
+    embedding_dim: int = 1024
+    text_projection_dim: int = 128
+    ngf: int = 128
+    ndf: int = 64
+    upsampling: str = "transpose"
+    char_embedding_dim: int = 64
+    text_conv_filters: tuple[int, ...] = (384, 512, 512)
+    text_rnn_units: int = 512
+    image_encoder_filters: tuple[int, ...] = (64, 128, 256, 512)
+    style_encoder_filters: tuple[int, ...] = (64, 128, 256, 512)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, loss weights and schedule.
+
+    Attributes:
+        learning_rate: Adam learning rate for G, D and the encoders (Reed: 2e-4).
+        beta_1: Adam beta_1 (Reed: 0.5).
+        lr_decay_every_epochs: the learning rate halves every this many epochs (Reed: 100); 0 = never.
+        epochs: training epochs; ignored when `steps` is set.
+        steps: total GAN steps; overrides `epochs` when > 0.
+        cls_weight: weight of the {real image, wrong text} term in D's loss (Reed: 0.5).
+        interp_weight: weight of the GAN-INT term in G's loss (Reed: 1.0); 0 disables GAN-INT.
+        interp_beta: mixing weight beta of interpolated embeddings (Reed: 0.5).
+        interp_type: "interpolate" (beta * t1 + (1 - beta) * t2) or "extrapolate" (Reed's
+            interp_type=2: t1 + alpha * (t1 - t2), alpha ~ U(-1, 1)).
+        matching_margin: margin of the text/image hinge matching loss.
+        style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
+        precision: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16".
+        jit_compile: compile the train step with XLA.
+        sample_every: steps between sample grids.
+        checkpoint_every: steps between checkpoints.
+        log_every: steps between TensorBoard scalar writes.
+    """
+
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    lr_decay_every_epochs: int = 100
+    epochs: int = 600
+    steps: int = 0
+    cls_weight: float = 0.5
+    interp_weight: float = 1.0
+    interp_beta: float = 0.5
+    interp_type: str = "interpolate"
+    matching_margin: float = 0.2
+    style_steps: int = 0
+    precision: str = "float32"
+    jit_compile: bool = False
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A complete configuration: a preset name plus its three sections."""
+
+    name: str = "custom"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        sections = {}
+        for section, section_cls in (("data", DataConfig), ("model", ModelConfig),
+                                     ("train", TrainConfig)):
+            fields = dict(values.get(section, {}))
+            known = {f.name: f for f in dataclasses.fields(section_cls)}
+            unknown = set(fields) - set(known)
+            if unknown:
+                raise ValueError(f"config section '{section}' has unknown fields {sorted(unknown)}.")
+            for name, value in fields.items():
+                if isinstance(known[name].default, tuple):
+                    fields[name] = tuple(value)
+            sections[section] = section_cls(**fields)
+        return cls(name=values.get("name", "custom"), **sections)
+
+    def validate(self) -> "Config":
+        """Raises ValueError (one sentence naming the field) for values no code path accepts."""
+        checks = [
+            (self.data.format in DATA_FORMATS, f"data.format must be one of {DATA_FORMATS}"),
+            (self.data.format == "synthetic" or bool(self.data.path),
+             f"--data is required for --format {self.data.format}: pass the dataset folder"),
+            (self.data.image_size in (32, 64, 128), "data.image_size must be 32, 64 or 128"),
+            (self.data.resize_margin >= 1.0, "data.resize_margin must be >= 1"),
+            (self.data.captions_per_image >= 1, "data.captions_per_image must be >= 1"),
+            (self.data.caption_length >= 8, "data.caption_length must be >= 8"),
+            (self.data.batch_size >= 2, "data.batch_size must be >= 2 (GAN-CLS needs a wrong caption)"),
+            (self.model.upsampling in UPSAMPLINGS, f"model.upsampling must be one of {UPSAMPLINGS}"),
+            (self.train.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}"),
+            (self.train.interp_type in INTERPOLATIONS,
+             f"train.interp_type must be one of {INTERPOLATIONS}"),
+            (0.0 <= self.train.cls_weight <= 1.0, "train.cls_weight must be in [0, 1]"),
+            (self.train.steps > 0 or self.train.epochs > 0, "set train.steps or train.epochs > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message + ".")
+        return self
+
+
+def _tiny() -> Config:
+    """Seconds per run: shared by the tests and smoke runs."""
+    return Config(
+        name="tiny",
+        data=DataConfig(image_size=32, batch_size=8, caption_length=64, shuffle_buffer=256,
+                        synthetic_images_per_class=4),
+        model=ModelConfig(z_dim=16, embedding_dim=32, text_projection_dim=16, ngf=16, ndf=8,
+                          char_embedding_dim=16, text_conv_filters=(32, 32), text_rnn_units=32,
+                          image_encoder_filters=(16, 32), style_encoder_filters=(16, 32)),
+        train=TrainConfig(steps=4, style_steps=2, sample_every=2, checkpoint_every=2, log_every=1),
+    )
+
+
+def _default() -> Config:
+    """The CPU-sized default: `python train.py` on 2 cores in about 15 minutes."""
+    return Config(
+        name="default",
+        data=DataConfig(image_size=32, batch_size=64, caption_length=96,
+                        synthetic_images_per_class=40),
+        model=ModelConfig(z_dim=64, embedding_dim=128, text_projection_dim=64, ngf=48, ndf=32,
+                          char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
+                          image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128)),
+        train=TrainConfig(steps=1500, style_steps=300, sample_every=250, checkpoint_every=250,
+                          lr_decay_every_epochs=0),
+    )
+
+
+def _paper(name: str, data_format: str) -> Config:
+    """Reed et al.'s 64x64 GAN-INT-CLS settings (paper section 5; icml2016 launch scripts)."""
+    return Config(
+        name=name,
+        data=DataConfig(format=data_format, image_size=64, batch_size=64),
+        model=ModelConfig(),
+        train=TrainConfig(epochs=600, lr_decay_every_epochs=100, style_steps=20000,
+                          sample_every=1000, checkpoint_every=1000, log_every=100),
+    )
+
+
+PRESETS = {
+    "tiny": _tiny,
+    "default": _default,
+    "flowers64": lambda: _paper("flowers64", "reed"),
+    "cub64": lambda: _paper("cub64", "reed"),
+}
+
+
+def get_preset(name: str) -> Config:
+    """Returns the named preset; raises ValueError naming the known presets."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}.")
+    return PRESETS[name]()
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--set {key}={text}: expected true or false.")
+    try:
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, tuple):
+            return tuple(int(v) for v in text.split(",") if v)
+    except ValueError:
+        raise ValueError(f"--set {key}={text}: expected a value like {current!r}.") from None
+    if text.lower() in ("none", "null") and current is None:
+        return None
+    return text
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Applies `section.field=value` strings, e.g. `train.learning_rate=1e-4`.
+
+    Tuples take comma-separated integers (`model.text_conv_filters=64,64`).
+    """
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        section_name, dot, field_name = key.strip().partition(".")
+        if not sep or not dot or section_name not in ("data", "model", "train"):
+            raise ValueError(
+                f"--set {override!r}: write section.field=value with section data, model or train.")
+        section = getattr(config, section_name)
+        names = {f.name for f in dataclasses.fields(section)}
+        if field_name not in names:
+            raise ValueError(
+                f"--set {override!r}: {section_name} has no field '{field_name}' "
+                f"(fields: {', '.join(sorted(names))}).")
+        value = _parse_value(text.strip(), getattr(section, field_name), key)
+        config = dataclasses.replace(
+            config, **{section_name: dataclasses.replace(section, **{field_name: value})})
+    return config

@@ -1,0 +1,1 @@
+"""Datasets, caption encoding and the tf.data input pipeline."""
