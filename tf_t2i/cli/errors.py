@@ -14,6 +14,6 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None) -> 
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted.", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(str(interrupt) or "interrupted.", file=sys.stderr)
         return 130

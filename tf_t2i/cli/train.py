@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
 from tf_t2i.cli.errors import run_cli
 from tf_t2i.config import DATA_FORMATS, PRESETS, Config, apply_overrides, get_preset
+from tf_t2i.data.dataset_summary import DatasetSummary
+from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.errors import UserInputError
+from tf_t2i.training import read_run_config, run_training
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace) -> Config:
     """The configuration the flags describe, validated."""
     if args.resume:
-        config_path = os.path.join(args.resume, "config.json")
-        if not os.path.isfile(config_path):
-            raise UserInputError(f"--resume {args.resume}: no config.json there; pass a run folder "
-                                 "written by train.py.")
-        with open(config_path, encoding="utf-8") as f:
-            config = Config.from_dict(json.load(f))
+        config = read_run_config(args.resume)
     else:
         config = get_preset(args.preset)
     data, train = config.data, config.train
@@ -87,16 +84,11 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     config = resolve_config(args)
 
-    from tf_t2i.data.dataset_summary import DatasetSummary
-    from tf_t2i.data.load_dataset import load_dataset
-
     if args.dry_run:
         print("configuration:")
         print(config.to_json())
         print(DatasetSummary.of(load_dataset(config.data), config.data).format())
         return 0
-
-    from tf_t2i.training import run_training
 
     run_dir = args.resume or args.out or next_run_dir("runs", config.name)
     run_training(config, run_dir, resume=bool(args.resume))

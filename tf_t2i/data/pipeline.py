@@ -1,9 +1,9 @@
 """The tf.data input pipeline: decode once, cache, then augment and pair captions every epoch.
 
 Per image:   decode + resize to `load_size` (parallel) -> cache (uint8)
-Per epoch:   shuffle with a seed derived from (seed, epoch)
+Per epoch:   blocks of `shuffle_buffer` images, each permuted by a seed of (seed, epoch, block)
 Per example: random crop to `image_size`, random flip, pick k of the image's captions
-Per batch:   a wrong caption set for every example, drawn from an example of another class
+Per batch:   a wrong caption set for every example: the captions of a batch example of another class
 
 Every random choice is a stateless function of (seed, epoch) or (seed, example index), so the
 stream is a pure function of the seed and the step: `start_step` resumes it exactly, without
@@ -41,13 +41,13 @@ def encode_split_captions(split: Split, encoder: CaptionEncoder) -> tuple[np.nda
     return caption_ids, counts
 
 
-def _decoded_images(split: Split, load_size: int) -> tf.data.Dataset:
-    """uint8 [load_size, load_size, 3] per image, decoded and resized in parallel."""
+def _decoded_images(split: Split, load_size: int, order: np.ndarray) -> tf.data.Dataset:
+    """uint8 [load_size, load_size, 3] per image, in `order`, decoded and resized in parallel."""
     if split.images is not None:
-        source = tf.data.Dataset.from_tensor_slices(split.images)
+        source = tf.data.Dataset.from_tensor_slices(split.images[order])
         read = tf.identity
     else:
-        source = tf.data.Dataset.from_tensor_slices(list(split.image_paths))
+        source = tf.data.Dataset.from_tensor_slices([split.image_paths[i] for i in order])
 
         def read(path):
             # The scanners verified every file, so a decode failure here is not expected.
@@ -60,14 +60,20 @@ def _decoded_images(split: Split, load_size: int) -> tf.data.Dataset:
     return source.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _per_image(split: Split, config: DataConfig, encoder: CaptionEncoder) -> tf.data.Dataset:
-    """(image uint8 [L, L, 3], caption ids uint8 [C, T], caption count, label) per image, in order."""
+def _per_image(split: Split, config: DataConfig, encoder: CaptionEncoder,
+               order: np.ndarray | None = None) -> tf.data.Dataset:
+    """(image uint8 [L, L, 3], caption ids uint8 [C, T], caption count, label) per image.
+
+    Args:
+        order: the order of the images (default: the split's).
+    """
+    order = np.arange(len(split)) if order is None else order
     caption_ids, caption_counts = encode_split_captions(split, encoder)
     return tf.data.Dataset.zip((
-        _decoded_images(split, config.load_size),
-        tf.data.Dataset.from_tensor_slices(caption_ids),
-        tf.data.Dataset.from_tensor_slices(caption_counts),
-        tf.data.Dataset.from_tensor_slices(split.labels.astype(np.int32)),
+        _decoded_images(split, config.load_size, order),
+        tf.data.Dataset.from_tensor_slices(caption_ids[order]),
+        tf.data.Dataset.from_tensor_slices(caption_counts[order]),
+        tf.data.Dataset.from_tensor_slices(split.labels[order].astype(np.int32)),
     ))
 
 
@@ -120,23 +126,37 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
         A dataset of dicts:
             images: float32 [B, S, S, 3] in [-1, 1];
             captions: int32 [B, k, T], k captions of each image;
-            wrong_captions: int32 [B, k, T], k captions of an image of another class;
-            labels, wrong_labels: int32 [B].
+            labels: int32 [B];
+            wrong_indices: int32 [B], for each example another example of the batch whose class
+                differs: its captions are this example's wrong captions (the train step gathers
+                their embeddings instead of encoding the same captions twice);
+            wrong_labels: int32 [B], labels[wrong_indices].
     """
     num_images = len(split)
     if num_images < config.batch_size:
         raise ValueError(f"the training split has {num_images} images, fewer than "
                          f"data.batch_size={config.batch_size}: lower the batch size.")
-    per_image = _per_image(split, config, encoder).cache()
+    # Files are often grouped by class; a seeded permutation before caching makes every block
+    # of the shuffle below a random sample of the dataset.
+    order = np.random.default_rng(config.seed).permutation(num_images)
+    per_image = _per_image(split, config, encoder, order).cache()
 
     start_example = start_step * config.batch_size
     start_epoch, skip_in_epoch = divmod(start_example, num_images)
-    seed = config.seed
-    shuffle_buffer = min(config.shuffle_buffer, num_images)
+    seed = tf.constant(config.seed, tf.int64)
+    block_size = min(config.shuffle_buffer, num_images)
 
     def epoch_stream(epoch):
-        return per_image.shuffle(shuffle_buffer, seed=seed * 1_000_003 + epoch,
-                                 reshuffle_each_iteration=False)
+        """The epoch's examples: blocks of `block_size` in cache order, each permuted by a
+        stateless seed of (seed, epoch, block), so no TF global seed or op state is involved."""
+        def permute(block_index, block):
+            keys = tf.random.stateless_uniform(
+                tf.shape(block[3]), seed=tf.stack([seed, epoch * 1_000_003 + block_index]))
+            permutation = tf.argsort(keys)
+            return tf.data.Dataset.from_tensor_slices(
+                tuple(tf.gather(part, permutation) for part in block))
+
+        return per_image.batch(block_size).enumerate().flat_map(permute)
 
     stream = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_stream)
     stream = stream.skip(skip_in_epoch).enumerate(start=start_example)
@@ -145,7 +165,7 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
 
     def augment(index, element):
         image, ids, count, label = element
-        example_seed = tf.stack([tf.cast(seed, tf.int64), index * 4])
+        example_seed = tf.stack([seed, index * 4])
         image = tf.image.stateless_random_crop(image, [size, size, 3], seed=example_seed)
         if config.flip:
             image = tf.image.stateless_random_flip_left_right(image, seed=example_seed + [0, 1])
@@ -157,13 +177,13 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
     batches = batches.batch(config.batch_size, drop_remainder=True)
 
     def pair_wrong(index, images, captions, labels):
-        batch_seed = tf.stack([tf.cast(seed, tf.int64) + 1, index[0]])
+        batch_seed = tf.stack([seed + 1, index[0]])
         partners = wrong_partners(labels, batch_seed)
         return {
             "images": images,
             "captions": captions,
-            "wrong_captions": tf.gather(captions, partners),
             "labels": labels,
+            "wrong_indices": partners,
             "wrong_labels": tf.gather(labels, partners),
         }
 

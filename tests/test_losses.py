@@ -1,0 +1,145 @@
+"""The losses against hand computations in numpy."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_t2i import losses
+
+
+def _softplus(x):
+    """log(1 + exp(x)), written out: fine for the moderate logits used here."""
+    return np.log(1.0 + np.exp(np.asarray(x, dtype=np.float64)))
+
+
+def _bce_real(logits):
+    return _softplus(-np.asarray(logits, dtype=np.float64))
+
+
+def _bce_fake(logits):
+    return _softplus(logits)
+
+
+def _value(tensor):
+    assert keras.backend.standardize_dtype(tensor.dtype) == "float32"
+    assert tuple(tensor.shape) == ()
+    return float(keras.ops.convert_to_numpy(tensor))
+
+
+REAL = np.array([2.0, -1.0], np.float32)
+WRONG = np.array([0.5, 3.0], np.float32)
+FAKE = np.array([-3.0, 0.2], np.float32)
+
+
+@pytest.mark.parametrize("cls_weight", [0.5, 0.3])
+def test_discriminator_loss(cls_weight):
+    expected = (_bce_real(REAL).mean() + cls_weight * _bce_fake(WRONG).mean()
+                + (1 - cls_weight) * _bce_fake(FAKE).mean())
+    actual = _value(losses.discriminator_loss(REAL, WRONG, FAKE, cls_weight=cls_weight))
+    assert actual == pytest.approx(expected, rel=1e-6)
+
+
+def test_discriminator_loss_by_hand():
+    # log(1+e^-2) = 0.126928, log(1+e^1) = 1.313262, log(1+e^0.5) = 0.974077,
+    # log(1+e^3) = 3.048587, log(1+e^-3) = 0.048587, log(1+e^0.2) = 0.798139.
+    expected = (0.126928 + 1.313262) / 2 + 0.5 * (0.974077 + 3.048587) / 2 \
+        + 0.5 * (0.048587 + 0.798139) / 2
+    assert _value(losses.discriminator_loss(REAL, WRONG, FAKE)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_generator_and_interpolation_losses():
+    expected = _bce_real(FAKE).mean()
+    assert _value(losses.generator_loss(FAKE)) == pytest.approx(expected, rel=1e-6)
+    assert _value(losses.interpolation_loss(FAKE)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_losses_are_stable_for_huge_logits():
+    huge = np.array([100.0, -100.0], np.float32)
+    # BCE(100, 1) = log(1 + e^-100) ~ 0 and BCE(-100, 1) = 100 + log(1 + e^-100) ~ 100.
+    assert _value(losses.generator_loss(huge)) == pytest.approx(50.0, abs=1e-6)
+    assert _value(losses.interpolation_loss(huge)) == pytest.approx(50.0, abs=1e-6)
+    confident = losses.discriminator_loss(huge[:1], huge[1:], huge[1:])
+    fooled = losses.discriminator_loss(huge[1:], huge[:1], huge[:1])
+    assert _value(confident) == pytest.approx(0.0, abs=1e-6)
+    assert _value(fooled) == pytest.approx(200.0, abs=1e-4)
+
+
+def test_loss_gradients_are_finite_and_exact_at_zero():
+    logits = tf.constant([100.0, -100.0, 0.0])
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = losses.generator_loss(logits)
+    gradient = tape.gradient(loss, logits).numpy()
+    # d/dx BCE(x, 1) = sigmoid(x) - 1, divided by the batch of 3.
+    np.testing.assert_allclose(gradient, [0.0, -1.0 / 3, -0.5 / 3], atol=1e-7)
+
+
+def test_low_precision_logits_give_float32_losses():
+    logits = keras.ops.cast(FAKE, "bfloat16")
+    assert _value(losses.generator_loss(logits)) == pytest.approx(_bce_real(FAKE).mean(), rel=1e-2)
+
+
+def test_interpolate_and_extrapolate_embeddings():
+    a = np.array([[1.0, 2.0]], np.float32)
+    b = np.array([[3.0, 6.0]], np.float32)
+    np.testing.assert_allclose(losses.interpolate_embeddings(a, b, 0.25), [[2.5, 5.0]])
+    np.testing.assert_allclose(losses.interpolate_embeddings(a, b, 0.5), [[2.0, 4.0]])
+    np.testing.assert_allclose(losses.extrapolate_embeddings(a, b, 0.5), [[0.0, 0.0]])
+    np.testing.assert_allclose(losses.extrapolate_embeddings(a, b, -1.0), b)
+    np.testing.assert_allclose(losses.extrapolate_embeddings(a, b, 0.0), a)
+
+
+# Texts and images of a 3x3 example: s[i, j] = cos(text_i, image_j) = [[1,0,0],[0,1,1],[1,0,0]].
+TEXT = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], np.float32)
+IMAGE = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], np.float32)
+
+
+def test_matching_loss_by_hand():
+    # Margin 0.2, per pair i (text->image over row i, image->text over column i):
+    # i=0: 0 + 0 | 0 + 0.2;  i=1: 0 + 0.2 | 0 + 0;  i=2: 1.2 + 0.2 | 0.2 + 1.2  -> 3.2 / 3.
+    loss = losses.matching_loss(TEXT, IMAGE, margin=0.2)
+    assert _value(loss) == pytest.approx(3.2 / 3, abs=1e-6)
+    # Cosine similarity ignores the embeddings' norms.
+    assert _value(losses.matching_loss(3.0 * TEXT, 0.5 * IMAGE)) == pytest.approx(3.2 / 3, abs=1e-6)
+
+
+def test_matching_loss_skips_same_label_negatives():
+    # Pairs 0 and 2 share a label, so (0, 2) and (2, 0) are not negatives:
+    # i=0: 0;  i=1: 0.2 (text 1 vs image 2);  i=2: 0.2 + 1.2 (against pair 1)  -> 1.6 / 3.
+    loss = losses.matching_loss(TEXT, IMAGE, labels=np.array([0, 1, 0]), margin=0.2)
+    assert _value(loss) == pytest.approx(1.6 / 3, abs=1e-6)
+
+
+def test_matching_loss_margin():
+    basis = np.eye(3, dtype=np.float32)
+    assert _value(losses.matching_loss(basis, basis, margin=0.2)) == pytest.approx(0.0)
+    # Margin 1.5: every negative costs 1.5 - 1 + 0 = 0.5, 2 negatives x 2 directions per pair.
+    assert _value(losses.matching_loss(basis, basis, margin=1.5)) == pytest.approx(2.0)
+    labels = np.array([0, 0, 1])
+    assert _value(losses.matching_loss(basis, basis, labels, margin=1.5)) == pytest.approx(4 / 3)
+
+
+def test_matching_loss_matches_a_loop():
+    rng = np.random.default_rng(0)
+    text, image = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    labels = np.array([0, 1, 0, 2, 1])
+
+    def cos(u, v):
+        return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+    total = 0.0
+    for i in range(5):
+        for j in range(5):
+            if labels[i] != labels[j]:
+                total += max(0.0, 0.3 - cos(text[i], image[i]) + cos(text[i], image[j]))
+                total += max(0.0, 0.3 - cos(text[i], image[i]) + cos(text[j], image[i]))
+    loss = losses.matching_loss(text, image, labels=labels, margin=0.3)
+    assert _value(loss) == pytest.approx(total / 5, abs=1e-5)
+
+
+def test_style_loss():
+    z = np.array([[1.0, 2.0], [0.0, 0.0]], np.float32)
+    reconstructed = np.array([[0.0, 0.0], [1.0, 1.0]], np.float32)
+    # Squared norms 1 + 4 = 5 and 1 + 1 = 2, mean 3.5.
+    assert _value(losses.style_loss(z, reconstructed)) == pytest.approx(3.5)
+    assert _value(losses.style_loss(z, z)) == 0.0

@@ -1,0 +1,179 @@
+"""Tiny-size checks of every model: shapes, dtypes, ranges, config and weight round-trips."""
+import keras
+import numpy as np
+import pytest
+
+from tf_t2i.config import get_preset
+from tf_t2i.models import builders
+from tf_t2i.models.discriminator import Discriminator, discriminator_widths
+from tf_t2i.models.generator import Generator, generator_widths
+from tf_t2i.models.image_encoder import ImageEncoder
+from tf_t2i.models.residual_block import ResidualBlock
+from tf_t2i.models.style_encoder import StyleEncoder
+from tf_t2i.models.text_encoder import TextEncoder
+
+from tests.model_checks import run_model_checks
+
+BATCH = 2
+Z_DIM = 8
+EMBEDDING_DIM = 12
+TEXT_KWARGS = dict(vocabulary_size=10, sequence_length=20, char_embedding_dim=8,
+                   conv_filters=(8, 8), rnn_units=8, embedding_dim=EMBEDDING_DIM)
+
+
+def _normal(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def _images(size, seed=0):
+    return np.tanh(_normal(BATCH, size, size, 3, seed=seed))
+
+
+def _caption_ids(length, seed=0):
+    """Two right-padded captions of 7 and `length` characters."""
+    ids = np.random.default_rng(seed).integers(1, TEXT_KWARGS["vocabulary_size"], (BATCH, length))
+    ids[0, 7:] = 0
+    return ids.astype("int32")
+
+
+@pytest.fixture
+def mixed_bfloat16():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def test_residual_block(tmp_path):
+    run_model_checks(ResidualBlock, dict(filters=8, bottleneck_filters=2, activation="leaky_relu"),
+                     _normal(BATCH, 4, 4, 8), (BATCH, 4, 4, 8), tmp_path)
+    with pytest.raises(ValueError, match="input channels"):
+        ResidualBlock(filters=8, bottleneck_filters=2)(_normal(BATCH, 4, 4, 6))
+
+
+def test_widths_follow_the_paper_schedule():
+    assert generator_widths(64, 128) == [1024, 512, 256, 128]
+    assert generator_widths(32, 128) == [1024, 512, 256]
+    assert generator_widths(128, 128) == [1024, 512, 256, 128, 64]
+    assert discriminator_widths(64, 64) == [64, 128, 256, 512]
+    assert discriminator_widths(32, 64) == [64, 128, 256]
+    assert discriminator_widths(128, 64) == [64, 128, 256, 512, 512]
+
+
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+@pytest.mark.parametrize("upsampling", ["transpose", "nearest"])
+def test_generator(image_size, upsampling, tmp_path):
+    kwargs = dict(image_size=image_size, z_dim=Z_DIM, embedding_dim=EMBEDDING_DIM,
+                  text_projection_dim=6, ngf=4, upsampling=upsampling)
+    inputs = (_normal(BATCH, Z_DIM), _normal(BATCH, EMBEDDING_DIM, seed=1))
+    run_model_checks(Generator, kwargs, inputs, (BATCH, image_size, image_size, 3), tmp_path,
+                     output_range=(-1.0, 1.0))
+
+
+def test_generator_uses_the_text():
+    generator = Generator(image_size=32, z_dim=Z_DIM, embedding_dim=EMBEDDING_DIM,
+                          text_projection_dim=6, ngf=4)
+    z = _normal(1, Z_DIM)
+    first = generator((z, _normal(1, EMBEDDING_DIM, seed=1)))
+    second = generator((z, _normal(1, EMBEDDING_DIM, seed=2)))
+    assert not np.allclose(first, second)
+
+
+def test_generator_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="image_size"):
+        Generator(image_size=48)
+    with pytest.raises(ValueError, match="upsampling"):
+        Generator(upsampling="bilinear")
+
+
+def test_initialisation_is_dcgan():
+    generator = Generator(image_size=32, z_dim=Z_DIM, embedding_dim=EMBEDDING_DIM,
+                          text_projection_dim=6, ngf=8)
+    generator((_normal(1, Z_DIM), _normal(1, EMBEDDING_DIM)))
+    kernels = [w for w in generator.weights
+               if w.path.endswith("kernel") and np.prod(w.shape) > 4000]
+    gammas = np.concatenate([keras.ops.convert_to_numpy(w) for w in generator.weights
+                             if w.path.endswith("gamma")])
+    assert kernels
+    for kernel in kernels:
+        assert abs(float(np.std(keras.ops.convert_to_numpy(kernel))) - 0.02) < 0.002
+    assert abs(float(gammas.mean()) - 1.0) < 0.005 and 0.01 < float(gammas.std()) < 0.03
+
+
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+def test_discriminator(image_size, tmp_path):
+    kwargs = dict(image_size=image_size, embedding_dim=EMBEDDING_DIM, text_projection_dim=6, ndf=4)
+    inputs = (_images(image_size), _normal(BATCH, EMBEDDING_DIM, seed=1))
+    run_model_checks(Discriminator, kwargs, inputs, (BATCH,), tmp_path)
+
+
+def test_text_encoder(tmp_path):
+    run_model_checks(TextEncoder, TEXT_KWARGS, _caption_ids(20), (BATCH, EMBEDDING_DIM), tmp_path)
+
+
+def test_text_encoder_all_padding_row_is_finite():
+    encoder = TextEncoder(**TEXT_KWARGS)
+    ids = _caption_ids(20)
+    ids[1] = 0
+    embeddings = keras.ops.convert_to_numpy(encoder(ids))
+    assert np.all(np.isfinite(embeddings))
+
+
+def test_text_encoder_ignores_padding_length():
+    encoder = TextEncoder(**TEXT_KWARGS)
+    short = _caption_ids(20)
+    long = np.concatenate([short, np.zeros_like(short)], axis=1)
+    long[1, 20:] = 3  # a full-length second caption does change when it grows
+    short_embeddings = keras.ops.convert_to_numpy(encoder(short))
+    long_embeddings = keras.ops.convert_to_numpy(encoder(long))
+    np.testing.assert_allclose(long_embeddings[0], short_embeddings[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(long_embeddings[1], short_embeddings[1])
+
+
+def test_text_encoder_rejects_too_short_captions():
+    with pytest.raises(ValueError, match="sequence_length"):
+        TextEncoder(**{**TEXT_KWARGS, "sequence_length": 8, "conv_filters": (4, 4, 4)})
+
+
+def test_image_encoder(tmp_path):
+    run_model_checks(ImageEncoder, dict(filters=(4, 8), embedding_dim=EMBEDDING_DIM),
+                     _images(32), (BATCH, EMBEDDING_DIM), tmp_path)
+
+
+def test_style_encoder(tmp_path):
+    run_model_checks(StyleEncoder, dict(z_dim=Z_DIM, filters=(4, 8, 8)), _images(32),
+                     (BATCH, Z_DIM), tmp_path)
+
+
+def test_models_run_under_mixed_bfloat16(mixed_bfloat16):
+    generator = Generator(image_size=32, z_dim=Z_DIM, embedding_dim=EMBEDDING_DIM,
+                          text_projection_dim=6, ngf=4)
+    discriminator = Discriminator(image_size=32, embedding_dim=EMBEDDING_DIM,
+                                  text_projection_dim=6, ndf=4)
+    text_encoder = TextEncoder(**TEXT_KWARGS)
+    embeddings = text_encoder(_caption_ids(20))
+    images = generator((_normal(BATCH, Z_DIM), embeddings), training=True)
+    logits = discriminator((images, embeddings), training=True)
+    assert generator.compute_dtype == "bfloat16"
+    for tensor in (embeddings, images, logits):
+        assert keras.backend.standardize_dtype(tensor.dtype) == "float32"
+        assert np.all(np.isfinite(keras.ops.convert_to_numpy(tensor)))
+    assert tuple(logits.shape) == (BATCH,)
+
+
+def test_builders_use_the_config():
+    config = get_preset("tiny")
+    model_cfg, data_cfg = config.model, config.data
+    size = data_cfg.image_size
+    text_encoder = builders.build_text_encoder(model_cfg, data_cfg, vocabulary_size=40)
+    models = [text_encoder, builders.build_image_encoder(model_cfg, data_cfg),
+              builders.build_generator(model_cfg, data_cfg),
+              builders.build_discriminator(model_cfg, data_cfg),
+              builders.build_style_encoder(model_cfg, data_cfg)]
+    assert all(model.built and model.trainable_variables for model in models)
+    assert text_encoder.sequence_length == data_cfg.caption_length
+    assert models[2].ngf == model_cfg.ngf and models[2].image_size == size
+    assert models[3].ndf == model_cfg.ndf
+    images = models[2]((_normal(BATCH, model_cfg.z_dim), _normal(BATCH, model_cfg.embedding_dim)))
+    assert tuple(images.shape) == (BATCH, size, size, 3)
+    assert tuple(models[4](images).shape) == (BATCH, model_cfg.z_dim)

@@ -1,0 +1,1 @@
+"""Image grids, metrics and the sampling/editing operations behind evaluate.py."""

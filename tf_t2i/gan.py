@@ -1,0 +1,190 @@
+"""The GAN-INT-CLS training model: one train step = encoder step, D step, G step.
+
+Reference: Reed et al. 2016, Algorithm 1 (GAN-CLS) and section 4.3 (GAN-INT).
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_t2i import losses
+
+METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "d_real", "d_wrong", "d_fake")
+
+
+@keras.saving.register_keras_serializable(package="tf_t2i")
+class TextToImageGAN(keras.Model):
+    """Trains a text encoder, image encoder, generator and discriminator together.
+
+    Each `train_step` runs three phases, each updating only its own models:
+      1. encoder step: the text and image encoders learn a joint embedding with the matching loss;
+      2. discriminator step: D learns {real, right text} = real, {real, wrong text} and
+         {fake, right text} = fake (GAN-CLS);
+      3. generator step: G learns to fool D, also on interpolated text embeddings (GAN-INT).
+    G and D see the text embeddings as constants: only the matching loss trains the encoders.
+    BatchNorm running statistics are updated by any training-mode forward pass of their model
+    (G's by the D step's fakes too); they are statistics, not trained weights.
+
+    Args:
+        text_encoder: caption ids [N, T] -> embeddings [N, E].
+        image_encoder: images [N, S, S, 3] -> embeddings [N, E].
+        generator: (z [N, Z], embeddings [N, E]) -> images [N, S, S, 3].
+        discriminator: (images, embeddings) -> logits [N].
+        cls_weight: weight of the {real image, wrong text} term in D's loss.
+        interp_weight: weight of the GAN-INT term in G's loss; 0 turns GAN-INT off.
+        interp_beta: beta of interpolated embeddings beta * t1 + (1 - beta) * t2.
+        interp_type: "interpolate" or "extrapolate" (Reed's interp_type=2, alpha ~ U(-1, 1)).
+        matching_margin: margin of the matching hinge loss.
+        seed: seed of the noise generator (its state is saved with checkpoints).
+    """
+
+    def __init__(self, text_encoder, image_encoder, generator, discriminator, cls_weight=0.5,
+                 interp_weight=1.0, interp_beta=0.5, interp_type="interpolate",
+                 matching_margin=0.2, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.text_encoder = text_encoder
+        self.image_encoder = image_encoder
+        self.generator = generator
+        self.discriminator = discriminator
+        self.cls_weight = cls_weight
+        self.interp_weight = interp_weight
+        self.interp_beta = interp_beta
+        self.interp_type = interp_type
+        self.matching_margin = matching_margin
+        self.seed = seed
+        self.z_dim = generator.z_dim
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+
+    def compile(self, encoder_optimizer, d_optimizer, g_optimizer, **kwargs):
+        # optimizer=None: a plain compile() would create an unused default optimizer.
+        super().compile(optimizer=None, **kwargs)
+        self.encoder_optimizer = encoder_optimizer
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    def build_optimizers(self):
+        """Creates every optimizer slot, so checkpoints restore into a model that never trained."""
+        self.encoder_optimizer.build(self._encoder_variables())
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        """Draws images: (z [N, Z], caption ids [N, k, T]) -> images [N, S, S, 3] in [-1, 1]."""
+        z, captions = inputs
+        return self.generator((z, self.embed_captions(captions, training=training)),
+                              training=training)
+
+    def embed_captions(self, captions, training=False):
+        """The conditioning vector: the mean embedding of k captions.
+
+        Args:
+            captions: int32 [N, k, T] caption ids.
+
+        Returns:
+            float32 [N, E].
+        """
+        shape = keras.ops.shape(captions)
+        flat = keras.ops.reshape(captions, (-1, shape[-1]))
+        embeddings = self.text_encoder(flat, training=training)
+        embeddings = keras.ops.reshape(embeddings, (shape[0], shape[1], -1))
+        return keras.ops.cast(keras.ops.mean(embeddings, axis=1), "float32")
+
+    def noise(self, batch_size):
+        """z ~ N(0, 1) [batch_size, Z] from the tracked seed generator."""
+        return keras.random.normal((batch_size, self.z_dim), seed=self.seed_generator)
+
+    def train_step(self, data):
+        embeddings = self._encoder_step(data["images"], data["captions"], data["labels"])
+        wrong_embeddings = tf.gather(embeddings, data["wrong_indices"])
+        self._discriminator_step(data["images"], embeddings, wrong_embeddings)
+        self._generator_step(embeddings)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _encoder_step(self, images, captions, labels):
+        """Matching loss on the encoders; returns the captions' embeddings as constants."""
+        with tf.GradientTape() as tape:
+            text_embeddings = self.embed_captions(captions, training=True)
+            image_embeddings = self.image_encoder(images, training=True)
+            loss = losses.matching_loss(text_embeddings, image_embeddings, labels,
+                                        margin=self.matching_margin)
+        _apply(self.encoder_optimizer, tape, loss, self._encoder_variables())
+        self.trackers["matching_loss"].update_state(loss)
+        return tf.stop_gradient(text_embeddings)
+
+    def _discriminator_step(self, images, embeddings, wrong_embeddings):
+        """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9)."""
+        fake_images = self.generator((self.noise(tf.shape(images)[0]), embeddings), training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator((images, embeddings), training=True)
+            wrong_logits = self.discriminator((images, wrong_embeddings), training=True)
+            fake_logits = self.discriminator((fake_images, embeddings), training=True)
+            loss = losses.discriminator_loss(real_logits, wrong_logits, fake_logits,
+                                             cls_weight=self.cls_weight)
+        _apply(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
+        self.trackers["d_loss"].update_state(loss)
+        self.trackers["d_real"].update_state(tf.sigmoid(real_logits))
+        self.trackers["d_wrong"].update_state(tf.sigmoid(wrong_logits))
+        self.trackers["d_fake"].update_state(tf.sigmoid(fake_logits))
+
+    def _generator_step(self, embeddings):
+        """Fool D on the batch's texts and, for GAN-INT, on interpolated ones (section 4.3).
+
+        Like Reed's code, the interpolated embeddings extend G's batch by half: they mix the
+        first and second halves of the batch and enter G's loss only, never D's.
+        """
+        batch_size = embeddings.shape[0] or tf.shape(embeddings)[0]
+        conditioning = embeddings
+        if self.interp_weight > 0:
+            conditioning = tf.concat([embeddings, self._interpolated(embeddings)], axis=0)
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(
+                (self.noise(tf.shape(conditioning)[0]), conditioning), training=True)
+            fake_logits = self.discriminator((fake_images, conditioning), training=True)
+            g_loss = losses.generator_loss(fake_logits[:batch_size])
+            interp_loss = (losses.interpolation_loss(fake_logits[batch_size:])
+                           if self.interp_weight > 0 else tf.constant(0.0))
+            loss = g_loss + self.interp_weight * interp_loss
+        _apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["interp_loss"].update_state(interp_loss)
+
+    def _interpolated(self, embeddings):
+        """[N // 2, E] embeddings between (or beyond) pairs of the batch's texts."""
+        half = (embeddings.shape[0] or tf.shape(embeddings)[0]) // 2
+        first, second = embeddings[:half], embeddings[half:2 * half]
+        if self.interp_type == "extrapolate":
+            alpha = keras.random.uniform((half, 1), -1.0, 1.0, seed=self.seed_generator)
+            return losses.extrapolate_embeddings(first, second, alpha)
+        return losses.interpolate_embeddings(first, second, self.interp_beta)
+
+    def _encoder_variables(self):
+        return self.text_encoder.trainable_variables + self.image_encoder.trainable_variables
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            text_encoder=keras.saving.serialize_keras_object(self.text_encoder),
+            image_encoder=keras.saving.serialize_keras_object(self.image_encoder),
+            generator=keras.saving.serialize_keras_object(self.generator),
+            discriminator=keras.saving.serialize_keras_object(self.discriminator),
+            cls_weight=self.cls_weight, interp_weight=self.interp_weight,
+            interp_beta=self.interp_beta, interp_type=self.interp_type,
+            matching_margin=self.matching_margin, seed=self.seed)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        for name in ("text_encoder", "image_encoder", "generator", "discriminator"):
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+
+def _apply(optimizer, tape, loss, variables):
+    """One optimizer update; `scale_loss` keeps float16 loss scaling correct (a no-op otherwise)."""
+    gradients = tape.gradient(optimizer.scale_loss(loss), variables)
+    optimizer.apply_gradients(zip(gradients, variables))

@@ -1,0 +1,164 @@
+"""GAN-INT-CLS losses as pure functions of logits and embeddings (keras.ops only).
+
+Every loss returns a float32 scalar: the mean over the batch.
+"""
+from keras import ops
+
+_EPSILON = 1e-12
+
+
+def _sigmoid_cross_entropy(logits, label):
+    """Per-element BCE of sigmoid(logits) against a constant label in {0, 1}.
+
+    max(x, 0) - x * y + log(1 + exp(-|x|)) never exponentiates a large positive number, so logits
+    of +-100 give exact, finite losses. `where` instead of relu/abs keeps the gradient at exactly
+    x = 0 equal to sigmoid(0) - y (relu and abs have zero gradient there).
+    """
+    logits = ops.cast(logits, "float32")
+    non_negative = ops.greater_equal(logits, 0.0)
+    relu_logits = ops.where(non_negative, logits, 0.0)
+    negative_abs_logits = ops.where(non_negative, -logits, logits)
+    return relu_logits - logits * label + ops.log1p(ops.exp(negative_abs_logits))
+
+
+def discriminator_loss(real_logits, wrong_logits, fake_logits, cls_weight=0.5):
+    """GAN-CLS discriminator loss.
+
+    BCE(real, 1) + cls_weight * BCE(wrong, 0) + (1 - cls_weight) * BCE(fake, 0).
+
+    Args:
+        real_logits: [batch] D(real image, matching text).
+        wrong_logits: [batch] D(real image, mismatching text).
+        fake_logits: [batch] D(G(z, text), text).
+        cls_weight: weight of the mismatching-text term (Reed: 0.5).
+
+    Returns:
+        float32 scalar.
+
+    Reference: Reed et al. 2016, section 4.2 and Algorithm 1 (GAN-CLS).
+    """
+    real = ops.mean(_sigmoid_cross_entropy(real_logits, 1.0))
+    wrong = ops.mean(_sigmoid_cross_entropy(wrong_logits, 0.0))
+    fake = ops.mean(_sigmoid_cross_entropy(fake_logits, 0.0))
+    return real + cls_weight * wrong + (1.0 - cls_weight) * fake
+
+
+def generator_loss(fake_logits):
+    """GAN-CLS generator loss BCE(D(G(z, t), t), 1) (the non-saturating form).
+
+    Args:
+        fake_logits: [batch] D(G(z, text), text).
+
+    Returns:
+        float32 scalar.
+
+    Reference: Reed et al. 2016, section 4.2 and Algorithm 1 (GAN-CLS).
+    """
+    return ops.mean(_sigmoid_cross_entropy(fake_logits, 1.0))
+
+
+def interpolation_loss(interpolated_fake_logits):
+    """GAN-INT term BCE(D(G(z, t_int), t_int), 1); the caller weighs it by interp_weight.
+
+    Interpolated embeddings have no real image, so this term only enters G's loss, never D's.
+
+    Args:
+        interpolated_fake_logits: [batch] D(G(z, t_int), t_int).
+
+    Returns:
+        float32 scalar.
+
+    Reference: Reed et al. 2016, section 4.3 (GAN-INT).
+    """
+    return ops.mean(_sigmoid_cross_entropy(interpolated_fake_logits, 1.0))
+
+
+def interpolate_embeddings(embeddings_a, embeddings_b, beta):
+    """beta * a + (1 - beta) * b: points between two captions' embeddings.
+
+    Args:
+        embeddings_a: [batch, embedding_dim].
+        embeddings_b: [batch, embedding_dim].
+        beta: a scalar or [batch, 1] mixing weight (Reed: 0.5).
+
+    Returns:
+        [batch, embedding_dim].
+
+    Reference: Reed et al. 2016, section 4.3 (GAN-INT).
+    """
+    return beta * embeddings_a + (1.0 - beta) * embeddings_b
+
+
+def extrapolate_embeddings(embeddings_a, embeddings_b, alpha):
+    """a + alpha * (a - b): Reed's interp_type=2, moving along the difference of two captions.
+
+    Args:
+        embeddings_a: [batch, embedding_dim].
+        embeddings_b: [batch, embedding_dim].
+        alpha: a scalar or [batch, 1] step (Reed draws alpha ~ U(-1, 1)).
+
+    Returns:
+        [batch, embedding_dim].
+
+    Reference: Reed et al. 2016, section 4.3 (GAN-INT); `main_cls_int.lua` of reedscot/icml2016.
+    """
+    return embeddings_a + alpha * (embeddings_a - embeddings_b)
+
+
+def _l2_normalize(x):
+    x = ops.cast(x, "float32")
+    return x / ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True) + _EPSILON)
+
+
+def matching_loss(text_embeddings, image_embeddings, labels=None, margin=0.2):
+    """Bidirectional hinge ranking loss on cosine similarity, with instance-level negatives.
+
+    With s[i, j] = cos(text_i, image_j), each matched pair i contributes
+    sum over negatives j of max(0, margin - s[i, i] + s[i, j])   (text i against other images)
+                         + max(0, margin - s[i, i] + s[j, i])   (image i against other texts),
+    averaged over the batch. Every j != i is a negative, except pairs with the same label when
+    `labels` is given: those share their content, so pushing them apart would be wrong.
+
+    Args:
+        text_embeddings: [batch, embedding_dim].
+        image_embeddings: [batch, embedding_dim], row i matches text row i.
+        labels: optional int [batch] class ids.
+        margin: hinge margin (TensorLayer port: 0.2).
+
+    Returns:
+        float32 scalar.
+
+    Reference: Reed et al. 2016, section 3.2 (structured joint embedding); hinge form of the
+    TensorLayer port.
+    """
+    text = _l2_normalize(text_embeddings)
+    image = _l2_normalize(image_embeddings)
+    similarity = ops.matmul(text, ops.transpose(image))
+    positive = ops.diagonal(similarity)
+    # Row i of text_to_image: text i against every image; column i of image_to_text: image i
+    # against every text (entry [j, i] holds s[j, i]).
+    text_to_image = ops.relu(margin - positive[:, None] + similarity)
+    image_to_text = ops.relu(margin - positive[None, :] + similarity)
+    negatives = 1.0 - ops.eye(ops.shape(similarity)[0], dtype="float32")
+    if labels is not None:
+        labels = ops.convert_to_tensor(labels)
+        negatives = negatives * ops.cast(ops.not_equal(labels[:, None], labels[None, :]), "float32")
+    per_pair = (ops.sum(text_to_image * negatives, axis=1)
+                + ops.sum(image_to_text * negatives, axis=0))
+    return ops.mean(per_pair)
+
+
+def style_loss(z, reconstructed_z):
+    """Style encoder loss ||z - S(G(z, phi(t)))||^2: squared L2 norm, mean over the batch.
+
+    Args:
+        z: [batch, z_dim] the noise G was given.
+        reconstructed_z: [batch, z_dim] S applied to G's image.
+
+    Returns:
+        float32 scalar.
+
+    Reference: Reed et al. 2016, section 4.4 (inverting the generator for style transfer).
+    """
+    difference = ops.cast(z, "float32") - ops.cast(reconstructed_z, "float32")
+    return ops.mean(ops.sum(ops.square(difference), axis=-1))

@@ -1,0 +1,62 @@
+"""Layer factories shared by the models: DCGAN initialisation and normalisation settings.
+
+Reference: Reed et al. 2016, section 4.1 (DCGAN-style networks; weights N(0, 0.02) as in DCGAN).
+"""
+import keras
+
+# Torch's BatchNorm defaults (momentum 0.1 = Keras 0.9, eps 1e-5), which Reed's code trained with.
+_BN_MOMENTUM = 0.9
+_BN_EPSILON = 1e-5
+
+
+def weight_init():
+    """Returns a fresh N(0, 0.02) initializer.
+
+    One instance per layer: an unseeded Keras initializer fixes its seed when created, so a shared
+    instance would give every layer the same draw.
+    """
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def batch_norm(**kwargs):
+    """BatchNormalization with gamma ~ N(1, 0.02) and Torch's momentum and epsilon."""
+    return keras.layers.BatchNormalization(
+        momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
+        gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02), **kwargs)
+
+
+def conv2d(filters, kernel_size, strides=1, padding="same", use_bias=False, **kwargs):
+    """Conv2D with N(0, 0.02) weights; no bias by default because a BatchNorm follows."""
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                               use_bias=use_bias, kernel_initializer=weight_init(), **kwargs)
+
+
+def dense(units, use_bias=True, **kwargs):
+    """Dense with N(0, 0.02) weights."""
+    return keras.layers.Dense(units, use_bias=use_bias, kernel_initializer=weight_init(), **kwargs)
+
+
+def leaky_relu():
+    """LeakyReLU with DCGAN's slope 0.2."""
+    return keras.layers.LeakyReLU(negative_slope=0.2)
+
+
+def downsample_stack(filters, final_activation=True):
+    """4x4 stride-2 convolutions, BatchNorm from the second, LeakyReLU(0.2).
+
+    Args:
+        filters: widths of the successive convolutions; each halves the spatial size.
+        final_activation: False leaves the last convolution at BatchNorm, as Reed's discriminator
+            does before its residual block.
+
+    Returns:
+        A list of layers to put in a `keras.Sequential`.
+    """
+    layers = []
+    for index, width in enumerate(filters):
+        layers.append(conv2d(width, 4, strides=2, use_bias=index == 0))
+        if index > 0:
+            layers.append(batch_norm())
+        if final_activation or index < len(filters) - 1:
+            layers.append(leaky_relu())
+    return layers

@@ -1,0 +1,70 @@
+"""Built models from a configuration: unpack `ModelConfig`/`DataConfig` fields into kwargs.
+
+Each builder calls its model once on zeros so that its variables exist before an optimizer,
+checkpoint or distribution strategy looks for them.
+"""
+import keras
+
+from tf_t2i.models.discriminator import Discriminator
+from tf_t2i.models.generator import Generator
+from tf_t2i.models.image_encoder import ImageEncoder
+from tf_t2i.models.style_encoder import StyleEncoder
+from tf_t2i.models.text_encoder import TextEncoder
+
+
+def _images(data_cfg):
+    return keras.ops.zeros((1, data_cfg.image_size, data_cfg.image_size, 3))
+
+
+def build_text_encoder(model_cfg, data_cfg, vocabulary_size):
+    """Returns a built `TextEncoder` for captions of `data_cfg.caption_length` characters.
+
+    Args:
+        model_cfg: a `ModelConfig`.
+        data_cfg: a `DataConfig`.
+        vocabulary_size: number of character ids (2 + distinct alphabet characters).
+    """
+    encoder = TextEncoder(
+        vocabulary_size=vocabulary_size, sequence_length=data_cfg.caption_length,
+        char_embedding_dim=model_cfg.char_embedding_dim, conv_filters=model_cfg.text_conv_filters,
+        rnn_units=model_cfg.text_rnn_units, embedding_dim=model_cfg.embedding_dim,
+        name="text_encoder")
+    encoder(keras.ops.zeros((1, data_cfg.caption_length), dtype="int32"))
+    return encoder
+
+
+def build_image_encoder(model_cfg, data_cfg):
+    """Returns a built `ImageEncoder` for `data_cfg.image_size` images."""
+    encoder = ImageEncoder(filters=model_cfg.image_encoder_filters,
+                           embedding_dim=model_cfg.embedding_dim, name="image_encoder")
+    encoder(_images(data_cfg))
+    return encoder
+
+
+def build_generator(model_cfg, data_cfg):
+    """Returns a built `Generator` drawing `data_cfg.image_size` images."""
+    generator = Generator(
+        image_size=data_cfg.image_size, z_dim=model_cfg.z_dim,
+        embedding_dim=model_cfg.embedding_dim, text_projection_dim=model_cfg.text_projection_dim,
+        ngf=model_cfg.ngf, upsampling=model_cfg.upsampling, name="generator")
+    generator((keras.ops.zeros((1, model_cfg.z_dim)),
+               keras.ops.zeros((1, model_cfg.embedding_dim))))
+    return generator
+
+
+def build_discriminator(model_cfg, data_cfg):
+    """Returns a built `Discriminator` for `data_cfg.image_size` images."""
+    discriminator = Discriminator(
+        image_size=data_cfg.image_size, embedding_dim=model_cfg.embedding_dim,
+        text_projection_dim=model_cfg.text_projection_dim, ndf=model_cfg.ndf,
+        name="discriminator")
+    discriminator((_images(data_cfg), keras.ops.zeros((1, model_cfg.embedding_dim))))
+    return discriminator
+
+
+def build_style_encoder(model_cfg, data_cfg):
+    """Returns a built `StyleEncoder` for `data_cfg.image_size` images."""
+    encoder = StyleEncoder(z_dim=model_cfg.z_dim, filters=model_cfg.style_encoder_filters,
+                           name="style_encoder")
+    encoder(_images(data_cfg))
+    return encoder

@@ -1,0 +1,84 @@
+"""The GAN-INT-CLS discriminator: Reed's 64x64 design with a residual block at 4x4."""
+import math
+
+import keras
+
+from tf_t2i.models import blocks
+from tf_t2i.models.generator import IMAGE_SIZES
+from tf_t2i.models.residual_block import ResidualBlock
+
+
+def discriminator_widths(image_size, ndf):
+    """Widths of the stride-2 convolutions down to 4x4: ndf, ndf*2, ndf*4, ndf*8, ndf*8, ..."""
+    num_downsamplings = int(math.log2(image_size // 4))
+    return [ndf * min(2 ** index, 8) for index in range(num_downsamplings)]
+
+
+@keras.saving.register_keras_serializable(package="tf_t2i")
+class Discriminator(keras.Model):
+    """D(x, phi(t)): the logit that image x is real and matches the text embedding.
+
+    4x4 stride-2 convs to 4x4 -> residual block -> concatenate the projected text replicated to
+    4x4 -> 1x1 conv (ndf*8) + BN + LeakyReLU -> 4x4 valid conv -> one logit.
+
+    Args:
+        image_size: input side, 32, 64 or 128 (log2(image_size / 4) downsamplings).
+        embedding_dim: size of the text embedding (Reed: 1024).
+        text_projection_dim: the embedding is compressed to this size (Reed: 128).
+        ndf: width multiplier (Reed: 64).
+
+    Call args:
+        inputs: a pair (images [batch, image_size, image_size, 3] in [-1, 1],
+            text_embedding [batch, embedding_dim]).
+        training: BatchNorm mode.
+
+    Returns:
+        float32 [batch] unactivated logits.
+
+    Reference: Reed et al. 2016, section 4.1 (network architecture) and `main_cls_int.lua`.
+    """
+
+    def __init__(self, image_size=64, embedding_dim=1024, text_projection_dim=128, ndf=64,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if image_size not in IMAGE_SIZES:
+            raise ValueError(
+                f"Discriminator image_size must be one of {IMAGE_SIZES}, got {image_size}.")
+        if ndf < 1:
+            raise ValueError(f"Discriminator ndf must be >= 1, got {ndf}.")
+        self.image_size = image_size
+        self.embedding_dim = embedding_dim
+        self.text_projection_dim = text_projection_dim
+        self.ndf = ndf
+
+        widths = discriminator_widths(image_size, ndf)
+        # The last convolution stops at BatchNorm: the block's LeakyReLU follows the addition.
+        self.image_features = keras.Sequential(
+            [*blocks.downsample_stack(widths, final_activation=False),
+             ResidualBlock(widths[-1], widths[-1] // 4, "leaky_relu")],
+            name="image_features")
+        self.text_projection = keras.Sequential(
+            [blocks.dense(text_projection_dim, use_bias=False), blocks.batch_norm(),
+             blocks.leaky_relu()], name="text_projection")
+        # The final conv is float32 so logits (and the losses built on them) stay float32 under a
+        # mixed precision policy.
+        self.joint_classifier = keras.Sequential(
+            [blocks.conv2d(ndf * 8, 1), blocks.batch_norm(), blocks.leaky_relu(),
+             blocks.conv2d(1, 4, padding="valid", use_bias=True, dtype="float32")],
+            name="joint_classifier")
+
+    def call(self, inputs, training=None):
+        images, text_embedding = inputs
+        features = self.image_features(images, training=training)
+        text = self.text_projection(text_embedding, training=training)
+        # Replicate the text vector at every 4x4 position (Reed's spatial replication).
+        text = keras.ops.tile(text[:, None, None, :], (1, 4, 4, 1))
+        joint = keras.ops.concatenate([features, text], axis=-1)
+        logits = self.joint_classifier(joint, training=training)
+        return keras.ops.reshape(logits, (-1,))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(image_size=self.image_size, embedding_dim=self.embedding_dim,
+                      text_projection_dim=self.text_projection_dim, ndf=self.ndf)
+        return config

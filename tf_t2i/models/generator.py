@@ -1,0 +1,108 @@
+"""The GAN-INT-CLS generator: Reed's residual 64x64 design, generalised to 32 and 128 pixels."""
+import math
+
+import keras
+
+from tf_t2i.config import UPSAMPLINGS
+from tf_t2i.models import blocks
+from tf_t2i.models.residual_block import ResidualBlock
+
+IMAGE_SIZES = (32, 64, 128)
+
+
+def _upsample(filters, mode, **conv_kwargs):
+    """Layers that double the spatial size: a 4x4 stride-2 transposed conv (Reed) or nearest
+    neighbour + 3x3 conv (TensorLayer port; avoids checkerboard artefacts)."""
+    if mode == "transpose":
+        return [keras.layers.Conv2DTranspose(
+            filters, 4, strides=2, padding="same", kernel_initializer=blocks.weight_init(),
+            **conv_kwargs)]
+    return [keras.layers.UpSampling2D(2, interpolation="nearest"),
+            keras.layers.Conv2D(filters, 3, padding="same",
+                                kernel_initializer=blocks.weight_init(), **conv_kwargs)]
+
+
+def generator_widths(image_size, ngf):
+    """Channels at 4x4, 8x8, ... up to image_size / 2: ngf*8, ngf*4, ngf*2, ngf, ngf//2."""
+    num_upsamplings = int(math.log2(image_size // 4))
+    return [ngf * 8 // 2 ** index for index in range(num_upsamplings)]
+
+
+@keras.saving.register_keras_serializable(package="tf_t2i")
+class Generator(keras.Model):
+    """G(z, phi(t)): noise and a text embedding to an image in [-1, 1].
+
+    [z, LeakyReLU(Dense(t))] -> 4x4x(ngf*8) + BN -> residual block -> up 8x8x(ngf*4) + BN ->
+    residual block -> up (BN, ReLU) ... -> up to 3 channels, tanh.
+
+    Args:
+        image_size: output side, 32, 64 or 128 (log2(image_size / 4) upsamplings).
+        z_dim: noise dimension (Reed: 100).
+        embedding_dim: size of the text embedding (Reed: 1024).
+        text_projection_dim: size the embedding is compressed to before concatenation (Reed: 128).
+        ngf: width multiplier (Reed: 128).
+        upsampling: "transpose" (Reed) or "nearest" (nearest neighbour + 3x3 conv).
+
+    Call args:
+        inputs: a pair (z [batch, z_dim], text_embedding [batch, embedding_dim]).
+        training: BatchNorm mode.
+
+    Returns:
+        float32 [batch, image_size, image_size, 3] in [-1, 1].
+
+    Reference: Reed et al. 2016, section 4.1 (network architecture) and `main_cls_int.lua`.
+    """
+
+    def __init__(self, image_size=64, z_dim=100, embedding_dim=1024, text_projection_dim=128,
+                 ngf=128, upsampling="transpose", **kwargs):
+        super().__init__(**kwargs)
+        if image_size not in IMAGE_SIZES:
+            raise ValueError(
+                f"Generator image_size must be one of {IMAGE_SIZES}, got {image_size}.")
+        if upsampling not in UPSAMPLINGS:
+            raise ValueError(
+                f"Generator upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
+        if ngf < 2:
+            raise ValueError(f"Generator ngf must be >= 2, got {ngf}.")
+        self.image_size = image_size
+        self.z_dim = z_dim
+        self.embedding_dim = embedding_dim
+        self.text_projection_dim = text_projection_dim
+        self.ngf = ngf
+        self.upsampling = upsampling
+
+        # Reed projects the text without BatchNorm in G (only a LeakyReLU).
+        self.text_projection = keras.Sequential(
+            [blocks.dense(text_projection_dim), blocks.leaky_relu()], name="text_projection")
+
+        widths = generator_widths(image_size, ngf)
+        # A Dense on [z, t] equals Reed's 4x4 full convolution of a 1x1 input. No activation before
+        # the residual blocks: their output ReLU follows the addition.
+        layers = [blocks.dense(4 * 4 * widths[0], use_bias=False),
+                  keras.layers.Reshape((4, 4, widths[0])),
+                  blocks.batch_norm(),
+                  ResidualBlock(widths[0], widths[0] // 4, "relu"),
+                  *_upsample(widths[1], upsampling, use_bias=False),
+                  blocks.batch_norm(),
+                  ResidualBlock(widths[1], widths[1] // 4, "relu")]
+        for width in widths[2:]:
+            layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(),
+                       keras.layers.ReLU()]
+        # float32 output layers keep images exact under a mixed precision policy.
+        layers += [*_upsample(3, upsampling, dtype="float32"),
+                   keras.layers.Activation("tanh", dtype="float32")]
+        self.image_decoder = keras.Sequential(layers, name="image_decoder")
+
+    def call(self, inputs, training=None):
+        z, text_embedding = inputs
+        text = self.text_projection(text_embedding, training=training)
+        z = keras.ops.cast(z, text.dtype)
+        return self.image_decoder(keras.ops.concatenate([z, text], axis=-1), training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(image_size=self.image_size, z_dim=self.z_dim,
+                      embedding_dim=self.embedding_dim,
+                      text_projection_dim=self.text_projection_dim, ngf=self.ngf,
+                      upsampling=self.upsampling)
+        return config

@@ -1,0 +1,88 @@
+"""The char-CNN-RNN text encoder phi(t)."""
+import keras
+
+from tf_t2i.models import blocks
+
+POOL_SIZE = 3
+
+
+@keras.saving.register_keras_serializable(package="tf_t2i")
+class TextEncoder(keras.Model):
+    """Reed's char-CNN-RNN: character ids to a caption embedding.
+
+    Char embedding -> temporal convs (kernel 4, ReLU; max-pool 3 after all but the last) -> GRU ->
+    mean of the GRU outputs over the caption's characters -> Dense.
+
+    Captions must be right-padded with id 0. Padding is zeroed after every convolution and left out
+    of the average, so a caption's embedding does not depend on how much padding follows it; the
+    GRU gets no mask (a forward GRU never sees later steps), which keeps it cuDNN-compatible.
+    An all-padding row embeds to the Dense bias.
+
+    Args:
+        vocabulary_size: number of ids, padding (0) and unknown (1) included.
+        sequence_length: characters per caption the model is built for (Reed: 201).
+        char_embedding_dim: size of the learned character embedding.
+        conv_filters: widths of the temporal convolutions (Reed: 384, 512, 512).
+        rnn_units: GRU units.
+        embedding_dim: output size (Reed: 1024).
+
+    Call args:
+        inputs: int32 [batch, sequence_length] character ids, 0 = padding.
+        training: unused by the layers here; accepted for a uniform call signature.
+
+    Returns:
+        float32 [batch, embedding_dim].
+
+    Reference: Reed et al. 2016, section 3.2 (char-CNN-RNN of Reed, Akata, Lee and Schiele 2016).
+    """
+
+    def __init__(self, vocabulary_size, sequence_length=201, char_embedding_dim=64,
+                 conv_filters=(384, 512, 512), rnn_units=512, embedding_dim=1024, **kwargs):
+        super().__init__(**kwargs)
+        if vocabulary_size < 3:
+            raise ValueError(f"TextEncoder vocabulary_size must count padding, unknown and at "
+                             f"least one character (>= 3), got {vocabulary_size}.")
+        if not conv_filters:
+            raise ValueError("TextEncoder conv_filters must name at least one convolution width.")
+        if sequence_length // POOL_SIZE ** (len(conv_filters) - 1) < 1:
+            raise ValueError(f"TextEncoder sequence_length={sequence_length} is too short for "
+                             f"{len(conv_filters)} convolutions with max-pooling by {POOL_SIZE}: "
+                             "lengthen captions or use fewer conv_filters.")
+        self.vocabulary_size = vocabulary_size
+        self.sequence_length = sequence_length
+        self.char_embedding_dim = char_embedding_dim
+        self.conv_filters = tuple(conv_filters)
+        self.rnn_units = rnn_units
+        self.embedding_dim = embedding_dim
+
+        self.char_embedding = keras.layers.Embedding(
+            vocabulary_size, char_embedding_dim, embeddings_initializer=blocks.weight_init())
+        # Named attributes, not a list: tf.train.Checkpoint skips layers held in Python lists.
+        for index, filters in enumerate(self.conv_filters):
+            setattr(self, f"temporal_conv_{index}", keras.layers.Conv1D(
+                filters, 4, padding="same", activation="relu",
+                kernel_initializer=blocks.weight_init()))
+        self.pool = keras.layers.MaxPooling1D(POOL_SIZE)
+        self.rnn = keras.layers.GRU(rnn_units, return_sequences=True)
+        self.projection = blocks.dense(embedding_dim, dtype="float32")
+
+    def call(self, inputs, training=None):
+        mask = keras.ops.cast(keras.ops.not_equal(inputs, 0), self.compute_dtype)[..., None]
+        x = self.char_embedding(inputs) * mask
+        for index in range(len(self.conv_filters)):
+            x = getattr(self, f"temporal_conv_{index}")(x) * mask
+            if index < len(self.conv_filters) - 1:
+                # ReLU outputs are >= 0, so zeroed padding never wins a max-pool window.
+                x = self.pool(x)
+                mask = self.pool(mask)
+        states = self.rnn(x)
+        count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        mean_state = keras.ops.sum(states * keras.ops.cast(mask, states.dtype), axis=1)
+        return self.projection(mean_state / keras.ops.cast(count, states.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
+                      char_embedding_dim=self.char_embedding_dim, conv_filters=self.conv_filters,
+                      rnn_units=self.rnn_units, embedding_dim=self.embedding_dim)
+        return config

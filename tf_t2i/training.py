@@ -1,0 +1,225 @@
+"""Wiring of a training run: models, optimizers, data, checkpoints, logs and sample grids.
+
+A run folder holds:
+    config.json         the resolved configuration (what `--resume` reads)
+    checkpoints/        the newest checkpoints and `latest.json`
+    logs/               TensorBoard scalars and sample grids
+    samples/            step-<n>.png sample grids of fixed probe captions and fixed noise
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_t2i.checkpoints import RunCheckpoints
+from tf_t2i.config import Config
+from tf_t2i.data.caption_encoder import CaptionEncoder
+from tf_t2i.data.dataset_index import DatasetIndex
+from tf_t2i.data.load_dataset import load_dataset
+from tf_t2i.data.pipeline import make_train_dataset
+from tf_t2i.errors import UserInputError
+from tf_t2i.evaluation.image_grid import image_grid, to_uint8
+from tf_t2i.gan import TextToImageGAN
+from tf_t2i.models import builders
+
+PROBE_ROWS = 8
+PROBE_COLUMNS = 8
+
+
+class TrainingDiverged(UserInputError):
+    """A loss became NaN or infinite; the message names the step and the loss term."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after a checkpoint of the last completed step was saved."""
+
+
+def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> TextToImageGAN:
+    """The training model with built sub-models, compiled with built optimizers."""
+    model_cfg, data_cfg, train_cfg = config.model, config.data, config.train
+    gan = TextToImageGAN(
+        text_encoder=builders.build_text_encoder(model_cfg, data_cfg, vocabulary_size),
+        image_encoder=builders.build_image_encoder(model_cfg, data_cfg),
+        generator=builders.build_generator(model_cfg, data_cfg),
+        discriminator=builders.build_discriminator(model_cfg, data_cfg),
+        cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
+        interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
+        matching_margin=train_cfg.matching_margin, seed=data_cfg.seed)
+    gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
+                d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer"),
+                g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"))
+    gan.build_optimizers()
+    return gan
+
+
+def make_optimizer(train_cfg, steps_per_epoch: int, name: str) -> keras.optimizers.Optimizer:
+    """Adam(lr, beta_1), the rate halved every `lr_decay_every_epochs` epochs (Reed: 100)."""
+    learning_rate = train_cfg.learning_rate
+    if train_cfg.lr_decay_every_epochs > 0:
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            learning_rate, decay_steps=train_cfg.lr_decay_every_epochs * steps_per_epoch,
+            decay_rate=0.5, staircase=True)
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=train_cfg.beta_1, name=name)
+    if train_cfg.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=name)
+    return optimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class Probes:
+    """Fixed captions and noise for sample grids, so grids of different steps compare."""
+
+    captions: tuple[str, ...]
+    caption_ids: np.ndarray   # int32 [rows, 1, T]
+    noise: np.ndarray         # float32 [rows * columns, Z]
+
+    @classmethod
+    def of(cls, dataset: DatasetIndex, encoder: CaptionEncoder, z_dim: int, seed: int) -> "Probes":
+        captions = probe_captions(dataset, PROBE_ROWS)
+        ids = encoder.encode(list(captions)).numpy()[:, None, :]
+        noise = np.random.default_rng(seed).standard_normal(
+            [PROBE_COLUMNS, z_dim]).astype(np.float32)
+        return cls(captions, ids, np.tile(noise, [len(captions), 1]))
+
+    def grid(self, gan: TextToImageGAN):
+        """uint8 [rows, columns, S, S, 3]: row r draws caption r with each noise column."""
+        ids = np.repeat(self.caption_ids, PROBE_COLUMNS, axis=0)
+        images = to_uint8(gan((self.noise, ids), training=False))
+        return images.reshape((len(self.captions), PROBE_COLUMNS) + images.shape[1:])
+
+
+def probe_captions(dataset: DatasetIndex, count: int) -> tuple[str, ...]:
+    """One caption per class, alternating seen (train) and unseen (test) classes."""
+    def firsts(split):
+        seen, captions = set(), []
+        for label, image_captions in zip(split.labels, split.captions):
+            if label not in seen:
+                seen.add(label)
+                captions.append(image_captions[0])
+        return captions
+
+    train, test = firsts(dataset.train), firsts(dataset.test)
+    mixed = [c for pair in zip(train, test) for c in pair]
+    mixed += train[len(mixed) // 2:] + test[len(mixed) // 2:]
+    return tuple(mixed[:count])
+
+
+def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
+    """Trains the GAN stage of `config` in `run_dir`; returns the final checkpoint record."""
+    keras.mixed_precision.set_global_policy(config.train.precision)
+    keras.utils.set_random_seed(config.data.seed)
+    checkpoints = RunCheckpoints(run_dir)
+    if not resume and checkpoints.latest() is not None:
+        raise UserInputError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
+                             "it, or another --out.")
+    if resume and checkpoints.latest() is None:
+        raise UserInputError(f"--resume {run_dir}: no checkpoint there yet; start it again "
+                             f"without --resume (use --out {run_dir}).")
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+        f.write(config.to_json())
+
+    dataset = load_dataset(config.data)
+    encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
+    steps_per_epoch = max(1, len(dataset.train) // config.data.batch_size)
+    total_steps = config.train.steps or config.train.epochs * steps_per_epoch
+    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
+    record = {"stage": "gan", "step": 0}
+    if resume:
+        record = checkpoints.restore(gan)
+        gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
+    print(f"run folder: {run_dir}  ({len(dataset.train)} training images, "
+          f"{steps_per_epoch} steps per epoch, {total_steps} steps)")
+    loop = _GanLoop(config, run_dir, gan, checkpoints,
+                    Probes.of(dataset, encoder, gan.z_dim, config.data.seed))
+    stream = make_train_dataset(dataset.train, config.data, encoder, start_step=record["step"])
+    return loop.run(stream, record["step"], total_steps)
+
+
+class _GanLoop:
+    """The step loop: train, log, sample, checkpoint; guards against NaN and Ctrl-C."""
+
+    def __init__(self, config, run_dir, gan, checkpoints, probes):
+        self.train_cfg = config.train
+        self.batch_size = config.data.batch_size
+        self.run_dir = run_dir
+        self.gan = gan
+        self.checkpoints = checkpoints
+        self.probes = probes
+        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
+        self.train_step = tf.function(gan.train_step, jit_compile=config.train.jit_compile)
+
+    def run(self, stream, start_step: int, total_steps: int) -> dict:
+        progress = keras.utils.Progbar(total_steps, stateful_metrics=("images/s",) + tuple(
+            t.name for t in self.gan.metrics))
+        step = start_step
+        record = self._record(step)
+        started, started_step = time.perf_counter(), step
+        iterator = iter(stream)
+        try:
+            while step < total_steps:
+                logs = {k: float(v) for k, v in self.train_step(next(iterator)).items()}
+                step += 1
+                self._check_finite(logs, step)
+                record = self._record(step)
+                rate = (step - started_step) * self.batch_size / (time.perf_counter() - started)
+                progress.update(step, [(k, v) for k, v in logs.items()] + [("images/s", rate)])
+                self._periodic(step, logs, last=step == total_steps)
+        except KeyboardInterrupt:
+            if step > start_step:
+                self.checkpoints.save(self.gan, record)
+            raise TrainingInterrupted(
+                f"interrupted at step {step}; checkpoint saved. Continue with: "
+                f"python train.py --resume {self.run_dir}") from None
+        return record
+
+    def _periodic(self, step, logs, last):
+        cfg = self.train_cfg
+        if step % cfg.log_every == 0 or last:
+            with self.writer.as_default(step=step):
+                for name, value in logs.items():
+                    tf.summary.scalar(name, value)
+            for tracker in self.gan.metrics:
+                tracker.reset_state()
+        if step % cfg.sample_every == 0 or last:
+            self._write_samples(step)
+        if step % cfg.checkpoint_every == 0 or last:
+            self.checkpoints.save(self.gan, self._record(step))
+
+    def _write_samples(self, step):
+        grid = self.probes.grid(self.gan)
+        sheet = image_grid(grid, row_labels=list(self.probes.captions), scale=2)
+        os.makedirs(os.path.join(self.run_dir, "samples"), exist_ok=True)
+        sheet.save(os.path.join(self.run_dir, "samples", f"step-{step:08d}.png"))
+        with self.writer.as_default(step=step):
+            tf.summary.image("samples", np.asarray(sheet)[None])
+
+    def _record(self, step):
+        return {"stage": "gan", "step": step,
+                "noise_state": self.gan.seed_generator.state.numpy().tolist()}
+
+    def _check_finite(self, logs, step):
+        for name, value in logs.items():
+            if not math.isfinite(value):
+                latest = self.checkpoints.latest()
+                kept = (f"the last good checkpoint (step {latest['step']}) is intact in "
+                        f"{self.checkpoints.directory}" if latest else "no checkpoint was written")
+                raise TrainingDiverged(
+                    f"step {step}: the {name} term became {value}; training stopped and {kept}. "
+                    "Lower train.learning_rate or use train.precision=float32.")
+
+
+def read_run_config(run_dir: str) -> Config:
+    """The configuration saved in a run folder."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise UserInputError(f"{run_dir} has no config.json: pass a run folder written by train.py.")
+    with open(path, encoding="utf-8") as f:
+        return Config.from_dict(json.load(f))
