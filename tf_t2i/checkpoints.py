@@ -29,9 +29,13 @@ class RunCheckpoints:
         self.keep = keep
 
     def save(self, model, record: dict) -> str:
-        """Saves `model.save_weights` and `record` (which must hold an int "step")."""
+        """Saves `model.save_weights` and `record`.
+
+        `record` holds int "step" and optionally "style_step"; their sum numbers the file, so
+        names sort in training order across stages.
+        """
         os.makedirs(self.directory, exist_ok=True)
-        name = f"ckpt-{record['step']:08d}"
+        name = f"ckpt-{record['step'] + record.get('style_step', 0):08d}"
         weights = os.path.join(self.directory, name + ".weights.h5")
         temporary = os.path.join(self.directory, name + ".partial.weights.h5")
         model.save_weights(temporary)

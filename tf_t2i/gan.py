@@ -10,13 +10,14 @@ import tensorflow as tf
 from tf_t2i import losses
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "d_real", "d_wrong", "d_fake")
+STYLE_METRIC_NAMES = ("style_loss",)
 
 
 @keras.saving.register_keras_serializable(package="tf_t2i")
 class TextToImageGAN(keras.Model):
-    """Trains a text encoder, image encoder, generator and discriminator together.
+    """Trains a text encoder, image encoder, generator and discriminator, then a style encoder.
 
-    Each `train_step` runs three phases, each updating only its own models:
+    Each `train_step` (the GAN stage) runs three phases, each updating only its own models:
       1. encoder step: the text and image encoders learn a joint embedding with the matching loss;
       2. discriminator step: D learns {real, right text} = real, {real, wrong text} and
          {fake, right text} = fake (GAN-CLS);
@@ -25,11 +26,15 @@ class TextToImageGAN(keras.Model):
     BatchNorm running statistics are updated by any training-mode forward pass of their model
     (G's by the D step's fakes too); they are statistics, not trained weights.
 
+    `style_step` (the style stage, after the GAN stage) trains the style encoder S alone, with G
+    and the text encoder frozen, to recover z from G(z, phi(t)) (section 4.4).
+
     Args:
         text_encoder: caption ids [N, T] -> embeddings [N, E].
         image_encoder: images [N, S, S, 3] -> embeddings [N, E].
         generator: (z [N, Z], embeddings [N, E]) -> images [N, S, S, 3].
         discriminator: (images, embeddings) -> logits [N].
+        style_encoder: images [N, S, S, 3] -> z [N, Z].
         cls_weight: weight of the {real image, wrong text} term in D's loss.
         interp_weight: weight of the GAN-INT term in G's loss; 0 turns GAN-INT off.
         interp_beta: beta of interpolated embeddings beta * t1 + (1 - beta) * t2.
@@ -38,7 +43,8 @@ class TextToImageGAN(keras.Model):
         seed: seed of the noise generator (its state is saved with checkpoints).
     """
 
-    def __init__(self, text_encoder, image_encoder, generator, discriminator, cls_weight=0.5,
+    def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
+                 cls_weight=0.5,
                  interp_weight=1.0, interp_beta=0.5, interp_type="interpolate",
                  matching_margin=0.2, seed=0, **kwargs):
         super().__init__(**kwargs)
@@ -46,6 +52,7 @@ class TextToImageGAN(keras.Model):
         self.image_encoder = image_encoder
         self.generator = generator
         self.discriminator = discriminator
+        self.style_encoder = style_encoder
         self.cls_weight = cls_weight
         self.interp_weight = interp_weight
         self.interp_beta = interp_beta
@@ -55,23 +62,26 @@ class TextToImageGAN(keras.Model):
         self.z_dim = generator.z_dim
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        self.style_trackers = {name: keras.metrics.Mean(name=name) for name in STYLE_METRIC_NAMES}
 
-    def compile(self, encoder_optimizer, d_optimizer, g_optimizer, **kwargs):
+    def compile(self, encoder_optimizer, d_optimizer, g_optimizer, style_optimizer, **kwargs):
         # optimizer=None: a plain compile() would create an unused default optimizer.
         super().compile(optimizer=None, **kwargs)
         self.encoder_optimizer = encoder_optimizer
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
+        self.style_optimizer = style_optimizer
 
     def build_optimizers(self):
         """Creates every optimizer slot, so checkpoints restore into a model that never trained."""
         self.encoder_optimizer.build(self._encoder_variables())
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+        self.style_optimizer.build(self.style_encoder.trainable_variables)
 
     @property
     def metrics(self):
-        return list(self.trackers.values())
+        return list(self.trackers.values()) + list(self.style_trackers.values())
 
     def call(self, inputs, training=False):
         """Draws images: (z [N, Z], caption ids [N, k, T]) -> images [N, S, S, 3] in [-1, 1]."""
@@ -104,6 +114,20 @@ class TextToImageGAN(keras.Model):
         self._discriminator_step(data["images"], embeddings, wrong_embeddings)
         self._generator_step(embeddings)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def style_step(self, data):
+        """One style-stage step: S learns to recover z from G(z, phi(t)); G and text frozen.
+
+        Reference: Reed et al. 2016, section 4.4, L_style = E ||z - S(G(z, phi(t)))||^2.
+        """
+        embeddings = self.embed_captions(data["captions"], training=False)
+        z = self.noise(tf.shape(embeddings)[0])
+        fake_images = self.generator((z, embeddings), training=False)
+        with tf.GradientTape() as tape:
+            loss = losses.style_loss(z, self.style_encoder(fake_images, training=True))
+        _apply(self.style_optimizer, tape, loss, self.style_encoder.trainable_variables)
+        self.style_trackers["style_loss"].update_state(loss)
+        return {name: tracker.result() for name, tracker in self.style_trackers.items()}
 
     def _encoder_step(self, images, captions, labels):
         """Matching loss on the encoders; returns the captions' embeddings as constants."""
@@ -172,6 +196,7 @@ class TextToImageGAN(keras.Model):
             image_encoder=keras.saving.serialize_keras_object(self.image_encoder),
             generator=keras.saving.serialize_keras_object(self.generator),
             discriminator=keras.saving.serialize_keras_object(self.discriminator),
+            style_encoder=keras.saving.serialize_keras_object(self.style_encoder),
             cls_weight=self.cls_weight, interp_weight=self.interp_weight,
             interp_beta=self.interp_beta, interp_type=self.interp_type,
             matching_margin=self.matching_margin, seed=self.seed)
@@ -179,7 +204,8 @@ class TextToImageGAN(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        for name in ("text_encoder", "image_encoder", "generator", "discriminator"):
+        for name in ("text_encoder", "image_encoder", "generator", "discriminator",
+                     "style_encoder"):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 

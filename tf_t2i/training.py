@@ -49,20 +49,25 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         image_encoder=builders.build_image_encoder(model_cfg, data_cfg),
         generator=builders.build_generator(model_cfg, data_cfg),
         discriminator=builders.build_discriminator(model_cfg, data_cfg),
+        style_encoder=builders.build_style_encoder(model_cfg, data_cfg),
         cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
         interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
         matching_margin=train_cfg.matching_margin, seed=data_cfg.seed)
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
                 d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer"),
-                g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"))
+                g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"),
+                style_optimizer=make_optimizer(train_cfg, 0, "style_optimizer"))
     gan.build_optimizers()
     return gan
 
 
 def make_optimizer(train_cfg, steps_per_epoch: int, name: str) -> keras.optimizers.Optimizer:
-    """Adam(lr, beta_1), the rate halved every `lr_decay_every_epochs` epochs (Reed: 100)."""
+    """Adam(lr, beta_1), the rate halved every `lr_decay_every_epochs` epochs (Reed: 100).
+
+    `steps_per_epoch` 0 means a constant rate.
+    """
     learning_rate = train_cfg.learning_rate
-    if train_cfg.lr_decay_every_epochs > 0:
+    if train_cfg.lr_decay_every_epochs > 0 and steps_per_epoch > 0:
         learning_rate = keras.optimizers.schedules.ExponentialDecay(
             learning_rate, decay_steps=train_cfg.lr_decay_every_epochs * steps_per_epoch,
             decay_rate=0.5, staircase=True)
@@ -112,7 +117,11 @@ def probe_captions(dataset: DatasetIndex, count: int) -> tuple[str, ...]:
 
 
 def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
-    """Trains the GAN stage of `config` in `run_dir`; returns the final checkpoint record."""
+    """Runs the GAN stage, then the style stage, in `run_dir`; returns the final record.
+
+    With `resume`, continues from the run folder's latest checkpoint: every weight, optimizer
+    slot, the noise generator and the data stream pick up where that checkpoint left them.
+    """
     keras.mixed_precision.set_global_policy(config.train.precision)
     keras.utils.set_random_seed(config.data.seed)
     checkpoints = RunCheckpoints(run_dir)
@@ -129,22 +138,33 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     dataset = load_dataset(config.data)
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     steps_per_epoch = max(1, len(dataset.train) // config.data.batch_size)
-    total_steps = config.train.steps or config.train.epochs * steps_per_epoch
+    gan_steps = config.train.steps or config.train.epochs * steps_per_epoch
     gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
-    record = {"stage": "gan", "step": 0}
+    record = {"stage": "gan", "step": 0, "style_step": 0}
     if resume:
         record = checkpoints.restore(gan)
         gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
-    print(f"run folder: {run_dir}  ({len(dataset.train)} training images, "
-          f"{steps_per_epoch} steps per epoch, {total_steps} steps)")
-    loop = _GanLoop(config, run_dir, gan, checkpoints,
-                    Probes.of(dataset, encoder, gan.z_dim, config.data.seed))
-    stream = make_train_dataset(dataset.train, config.data, encoder, start_step=record["step"])
-    return loop.run(stream, record["step"], total_steps)
+    print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
+          f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
+    loop = _StageLoop(config, run_dir, gan, checkpoints,
+                      Probes.of(dataset, encoder, gan.z_dim, config.data.seed))
+    if record["step"] < gan_steps:
+        stream = make_train_dataset(dataset.train, config.data, encoder, start_step=record["step"])
+        record = loop.run("gan", gan.train_step, gan.trackers, stream, record, gan_steps)
+    if record["style_step"] < config.train.style_steps:
+        stream = make_train_dataset(dataset.train, config.data, encoder,
+                                    start_step=record["style_step"])
+        record = loop.run("style", gan.style_step, gan.style_trackers, stream, record,
+                          config.train.style_steps)
+    return record
 
 
-class _GanLoop:
-    """The step loop: train, log, sample, checkpoint; guards against NaN and Ctrl-C."""
+class _StageLoop:
+    """The step loop of a stage: train, log, sample, checkpoint; guards against NaN and Ctrl-C.
+
+    A record {"stage", "step" (GAN steps), "style_step", "noise_state"} is what a checkpoint
+    stores besides the weights.
+    """
 
     def __init__(self, config, run_dir, gan, checkpoints, probes):
         self.train_cfg = config.train
@@ -154,44 +174,45 @@ class _GanLoop:
         self.checkpoints = checkpoints
         self.probes = probes
         self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
-        self.train_step = tf.function(gan.train_step, jit_compile=config.train.jit_compile)
 
-    def run(self, stream, start_step: int, total_steps: int) -> dict:
-        progress = keras.utils.Progbar(total_steps, stateful_metrics=("images/s",) + tuple(
-            t.name for t in self.gan.metrics))
-        step = start_step
-        record = self._record(step)
-        started, started_step = time.perf_counter(), step
+    def run(self, stage, step_fn, trackers, stream, record, total_steps) -> dict:
+        """Runs `step_fn` on `stream` until the stage's counter reaches `total_steps`."""
+        counter = "step" if stage == "gan" else "style_step"
+        step_fn = tf.function(step_fn, jit_compile=self.train_cfg.jit_compile)
+        progress = keras.utils.Progbar(total_steps, stateful_metrics=("images/s",) + tuple(trackers))
+        print(f"{stage} stage:")
+        start_step = step = record[counter]
+        started = time.perf_counter()
         iterator = iter(stream)
         try:
             while step < total_steps:
-                logs = {k: float(v) for k, v in self.train_step(next(iterator)).items()}
+                logs = {k: float(v) for k, v in step_fn(next(iterator)).items()}
                 step += 1
-                self._check_finite(logs, step)
-                record = self._record(step)
-                rate = (step - started_step) * self.batch_size / (time.perf_counter() - started)
-                progress.update(step, [(k, v) for k, v in logs.items()] + [("images/s", rate)])
-                self._periodic(step, logs, last=step == total_steps)
+                self._check_finite(stage, logs, step)
+                record = self._record(record, stage, counter, step)
+                rate = (step - start_step) * self.batch_size / (time.perf_counter() - started)
+                progress.update(step, list(logs.items()) + [("images/s", rate)])
+                self._periodic(stage, step, logs, trackers, record, last=step == total_steps)
         except KeyboardInterrupt:
             if step > start_step:
                 self.checkpoints.save(self.gan, record)
             raise TrainingInterrupted(
-                f"interrupted at step {step}; checkpoint saved. Continue with: "
+                f"interrupted at {stage} step {step}; checkpoint saved. Continue with: "
                 f"python train.py --resume {self.run_dir}") from None
         return record
 
-    def _periodic(self, step, logs, last):
+    def _periodic(self, stage, step, logs, trackers, record, last):
         cfg = self.train_cfg
         if step % cfg.log_every == 0 or last:
             with self.writer.as_default(step=step):
                 for name, value in logs.items():
-                    tf.summary.scalar(name, value)
-            for tracker in self.gan.metrics:
+                    tf.summary.scalar(f"{stage}/{name}", value)
+            for tracker in trackers.values():
                 tracker.reset_state()
-        if step % cfg.sample_every == 0 or last:
+        if stage == "gan" and (step % cfg.sample_every == 0 or last):
             self._write_samples(step)
         if step % cfg.checkpoint_every == 0 or last:
-            self.checkpoints.save(self.gan, self._record(step))
+            self.checkpoints.save(self.gan, record)
 
     def _write_samples(self, step):
         grid = self.probes.grid(self.gan)
@@ -201,19 +222,21 @@ class _GanLoop:
         with self.writer.as_default(step=step):
             tf.summary.image("samples", np.asarray(sheet)[None])
 
-    def _record(self, step):
-        return {"stage": "gan", "step": step,
-                "noise_state": self.gan.seed_generator.state.numpy().tolist()}
+    def _record(self, record, stage, counter, step):
+        return dict(record, stage=stage, **{counter: step},
+                    noise_state=self.gan.seed_generator.state.numpy().tolist())
 
-    def _check_finite(self, logs, step):
+    def _check_finite(self, stage, logs, step):
         for name, value in logs.items():
             if not math.isfinite(value):
                 latest = self.checkpoints.latest()
-                kept = (f"the last good checkpoint (step {latest['step']}) is intact in "
-                        f"{self.checkpoints.directory}" if latest else "no checkpoint was written")
+                kept = (f"the last good checkpoint ({latest['stage']} step "
+                        f"{latest[latest['stage'] == 'gan' and 'step' or 'style_step']}) is "
+                        f"intact in {self.checkpoints.directory}" if latest
+                        else "no checkpoint was written")
                 raise TrainingDiverged(
-                    f"step {step}: the {name} term became {value}; training stopped and {kept}. "
-                    "Lower train.learning_rate or use train.precision=float32.")
+                    f"{stage} step {step}: the {name} term became {value}; training stopped and "
+                    f"{kept}. Lower train.learning_rate or use train.precision=float32.")
 
 
 def read_run_config(run_dir: str) -> Config:
@@ -223,3 +246,29 @@ def read_run_config(run_dir: str) -> Config:
         raise UserInputError(f"{run_dir} has no config.json: pass a run folder written by train.py.")
     with open(path, encoding="utf-8") as f:
         return Config.from_dict(json.load(f))
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """A run folder's configuration, caption encoder, trained model and checkpoint record."""
+
+    config: Config
+    encoder: CaptionEncoder
+    gan: TextToImageGAN
+    record: dict
+
+
+def load_run(run_dir: str) -> LoadedRun:
+    """Builds the models of a run folder and loads its latest checkpoint (also of a stopped run)."""
+    if not os.path.isdir(run_dir):
+        raise UserInputError(f"{run_dir} does not exist: pass a run folder written by train.py.")
+    config = read_run_config(run_dir)
+    record = RunCheckpoints(run_dir).latest()
+    if record is None:
+        raise UserInputError(f"{run_dir} has no checkpoint yet: train longer (checkpoints every "
+                             f"{config.train.checkpoint_every} steps) or pass another run.")
+    keras.mixed_precision.set_global_policy(config.train.precision)
+    encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
+    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=1)
+    gan.load_weights(record["weights"])
+    return LoadedRun(config, encoder, gan, record)

@@ -1,1 +1,6 @@
 """Command-line tools: thin layers that parse flags, call the package and print clear errors."""
+import os
+
+# TensorFlow's C++ start-up notices (oneDNN, CPU features) bury the tools' own output; users can
+# still raise the level by setting the variable themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
