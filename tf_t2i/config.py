@@ -204,7 +204,7 @@ def _default() -> Config:
     """The CPU-sized default: `python train.py` on 2 cores in about 15 minutes."""
     return Config(
         name="default",
-        data=DataConfig(image_size=32, batch_size=64, caption_length=96,
+        data=DataConfig(image_size=32, batch_size=64, caption_length=128,
                         synthetic_images_per_class=40),
         model=ModelConfig(z_dim=64, embedding_dim=128, text_projection_dim=64, ngf=48, ndf=32,
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,

@@ -58,6 +58,9 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
                 g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"),
                 style_optimizer=make_optimizer(train_cfg, 0, "style_optimizer"))
     gan.build_optimizers()
+    # The wrapper has no call() of its own during training: mark it built (its sub-models are),
+    # or save_weights/load_weights refuse it ("model that has not yet been built").
+    gan.built = True
     return gan
 
 
@@ -101,19 +104,20 @@ class Probes:
 
 
 def probe_captions(dataset: DatasetIndex, count: int) -> tuple[str, ...]:
-    """One caption per class, alternating seen (train) and unseen (test) classes."""
-    def firsts(split):
-        seen, captions = set(), []
-        for label, image_captions in zip(split.labels, split.captions):
-            if label not in seen:
-                seen.add(label)
-                captions.append(image_captions[0])
-        return captions
+    """One caption per class for `count` classes spread evenly over the class list, alternating
+    seen (train) and unseen (test) classes."""
+    def spread(split, wanted):
+        first_image = {}
+        for index, label in enumerate(split.labels):
+            first_image.setdefault(int(label), index)
+        labels = sorted(first_image)
+        picks = np.linspace(0, len(labels) - 1, num=min(wanted, len(labels))).round().astype(int)
+        return [split.captions[first_image[labels[i]]][0] for i in picks]
 
-    train, test = firsts(dataset.train), firsts(dataset.test)
+    test = spread(dataset.test, count // 2)
+    train = spread(dataset.train, count - len(test))
     mixed = [c for pair in zip(train, test) for c in pair]
-    mixed += train[len(mixed) // 2:] + test[len(mixed) // 2:]
-    return tuple(mixed[:count])
+    return tuple(mixed + train[len(test):])
 
 
 def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
@@ -144,6 +148,10 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     if resume:
         record = checkpoints.restore(gan)
         gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
+        weights = record.pop("weights")  # The file is the checkpoint's, not the new records'.
+        print(f"resuming from {record['stage']} step "
+              f"{record['step'] if record['stage'] == 'gan' else record['style_step']} "
+              f"({os.path.basename(weights)})")
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
           f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
     loop = _StageLoop(config, run_dir, gan, checkpoints,
