@@ -119,6 +119,13 @@ def test_text_encoder_all_padding_row_is_finite():
     assert np.all(np.isfinite(embeddings))
 
 
+def test_text_encoder_embeddings_have_norm_sqrt_dim():
+    encoder = TextEncoder(**TEXT_KWARGS)
+    embeddings = keras.ops.convert_to_numpy(encoder(_caption_ids(20)))
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=-1),
+                               np.sqrt(TEXT_KWARGS["embedding_dim"]), rtol=1e-4)
+
+
 def test_text_encoder_ignores_padding_length():
     encoder = TextEncoder(**TEXT_KWARGS)
     short = _caption_ids(20)

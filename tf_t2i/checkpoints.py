@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
 _WEIGHTS = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+_PARTIAL = re.compile(r"^ckpt-\d+\.partial(-[0-9a-f]+)?\.weights\.h5$")
 
 
 class RunCheckpoints:
@@ -37,7 +39,10 @@ class RunCheckpoints:
         os.makedirs(self.directory, exist_ok=True)
         name = f"ckpt-{record['step'] + record.get('style_step', 0):08d}"
         weights = os.path.join(self.directory, name + ".weights.h5")
-        temporary = os.path.join(self.directory, name + ".partial.weights.h5")
+        # A new name per attempt: a save cut short by Ctrl-C leaves its HDF5 file open in this
+        # process, and HDF5 refuses to recreate an open file, which the interrupt's save does.
+        temporary = os.path.join(self.directory,
+                                 f"{name}.partial-{uuid.uuid4().hex[:8]}.weights.h5")
         model.save_weights(temporary)
         os.replace(temporary, weights)
         _write_json_atomically(os.path.join(self.directory, LATEST_FILE),
@@ -67,6 +72,13 @@ class RunCheckpoints:
         for name in names[:-self.keep]:
             if name != keep_name:
                 os.remove(os.path.join(self.directory, name))
+        # Leftovers of saves that were killed or interrupted.
+        for name in os.listdir(self.directory):
+            if _PARTIAL.match(name):
+                try:
+                    os.remove(os.path.join(self.directory, name))
+                except OSError:
+                    pass
 
 
 def _write_json_atomically(path: str, values: dict):

@@ -90,7 +90,7 @@ class TextToImageGAN(keras.Model):
                               training=training)
 
     def embed_captions(self, captions, training=False):
-        """The conditioning vector: the mean embedding of k captions.
+        """The conditioning vector: the mean embedding of k captions, rescaled to norm sqrt(E).
 
         Args:
             captions: int32 [N, k, T] caption ids.
@@ -102,7 +102,11 @@ class TextToImageGAN(keras.Model):
         flat = keras.ops.reshape(captions, (-1, shape[-1]))
         embeddings = self.text_encoder(flat, training=training)
         embeddings = keras.ops.reshape(embeddings, (shape[0], shape[1], -1))
-        return keras.ops.cast(keras.ops.mean(embeddings, axis=1), "float32")
+        mean = keras.ops.cast(keras.ops.mean(embeddings, axis=1), "float32")
+        # Back to the text encoder's norm sqrt(E), so that one caption at inference time and the
+        # mean of k at training time condition G at the same scale.
+        norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(mean), axis=-1, keepdims=True))
+        return mean * (keras.ops.shape(mean)[-1] ** 0.5 / keras.ops.maximum(norm, 1e-12))
 
     def noise(self, batch_size):
         """z ~ N(0, 1) [batch_size, Z] from the tracked seed generator."""

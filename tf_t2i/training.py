@@ -5,6 +5,7 @@ A run folder holds:
     checkpoints/        the newest checkpoints and `latest.json`
     logs/               TensorBoard scalars and sample grids
     samples/            step-<n>.png sample grids of fixed probe captions and fixed noise
+    export/             the SavedModel of the final weights (tf_t2i.export), string inputs
 """
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.errors import UserInputError
 from tf_t2i.evaluation.image_grid import image_grid, to_uint8
+from tf_t2i.export import export_saved_model
 from tf_t2i.gan import TextToImageGAN
 from tf_t2i.models import builders
 
+EXPORT_DIR = "export"
 PROBE_ROWS = 8
 PROBE_COLUMNS = 8
 
@@ -121,7 +124,7 @@ def probe_captions(dataset: DatasetIndex, count: int) -> tuple[str, ...]:
 
 
 def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
-    """Runs the GAN stage, then the style stage, in `run_dir`; returns the final record.
+    """Runs the GAN stage, then the style stage, then exports, in `run_dir`; returns the record.
 
     With `resume`, continues from the run folder's latest checkpoint: every weight, optimizer
     slot, the noise generator and the data stream pick up where that checkpoint left them.
@@ -164,6 +167,10 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
                                     start_step=record["style_step"])
         record = loop.run("style", gan.style_step, gan.style_trackers, stream, record,
                           config.train.style_steps)
+    export_dir = os.path.join(run_dir, EXPORT_DIR)
+    export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
+                       overwrite=True)
+    print(f"exported the SavedModel to {export_dir}")
     return record
 
 
@@ -186,7 +193,16 @@ class _StageLoop:
     def run(self, stage, step_fn, trackers, stream, record, total_steps) -> dict:
         """Runs `step_fn` on `stream` until the stage's counter reaches `total_steps`."""
         counter = "step" if stage == "gan" else "style_step"
-        step_fn = tf.function(step_fn, jit_compile=self.train_cfg.jit_compile)
+        # Steps whose updates ran. Ctrl-C surfaces once a compiled step has returned, possibly
+        # before `step` counts it: the interrupt checkpoint must carry the weights' own step.
+        completed = tf.Variable(record[counter], dtype=tf.int64, trainable=False)
+
+        def counted_step(batch, train_step=step_fn):
+            logs = train_step(batch)
+            completed.assign_add(1)
+            return logs
+
+        step_fn = tf.function(counted_step, jit_compile=self.train_cfg.jit_compile)
         progress = keras.utils.Progbar(total_steps, stateful_metrics=("images/s",) + tuple(trackers))
         print(f"{stage} stage:")
         start_step = step = record[counter]
@@ -202,10 +218,20 @@ class _StageLoop:
                 progress.update(step, list(logs.items()) + [("images/s", rate)])
                 self._periodic(stage, step, logs, trackers, record, last=step == total_steps)
         except KeyboardInterrupt:
+            step = int(completed.numpy())
+            if record[counter] != step:
+                record = self._record(record, stage, counter, step)
             if step > start_step:
                 self.checkpoints.save(self.gan, record)
+                saved = "checkpoint saved"
+            elif self.checkpoints.latest() is not None:
+                saved = "no step finished since the last checkpoint, which is intact"
+            else:
+                raise TrainingInterrupted(
+                    f"interrupted before the first {stage} step finished; no checkpoint was "
+                    f"written. Start again with --out {self.run_dir}") from None
             raise TrainingInterrupted(
-                f"interrupted at {stage} step {step}; checkpoint saved. Continue with: "
+                f"interrupted at {stage} step {step}; {saved}. Continue with: "
                 f"python train.py --resume {self.run_dir}") from None
         return record
 

@@ -15,7 +15,11 @@ from tf_t2i.config import DATA_FORMATS, PRESETS, Config, apply_overrides, get_pr
 from tf_t2i.data.dataset_summary import DatasetSummary
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.errors import UserInputError
-from tf_t2i.training import read_run_config, run_training
+
+# tf_t2i.training (TensorFlow, Keras) is imported only where a run needs it: parsing flags, the
+# data scan and --dry-run then finish before TensorFlow starts, so an error is the only line on
+# stderr (TF 2.21 prints its oneDNN start-up notice whatever TF_CPP_MIN_LOG_LEVEL says) and it
+# comes in a second instead of after TensorFlow's import.
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace) -> Config:
     """The configuration the flags describe, validated."""
     if args.resume:
-        config = read_run_config(args.resume)
+        from tf_t2i.training import read_run_config
+        try:
+            config = read_run_config(args.resume)
+        except UserInputError:
+            raise
+        except (ValueError, TypeError, AttributeError) as error:
+            # Not JSON, or fields this version does not know: a clear line, not a traceback.
+            raise UserInputError(
+                f"{os.path.join(args.resume, 'config.json')} is not a configuration this "
+                f"train.py can read ({error}): pass a run folder written by train.py, or start "
+                f"a new run.") from None
     else:
         config = get_preset(args.preset)
     data, train = config.data, config.train
@@ -85,11 +99,14 @@ def _main(argv: list[str] | None) -> int:
     config = resolve_config(args)
 
     if args.dry_run:
+        # Scanned first: bad data is then the only output, not an error after the config.
+        summary = DatasetSummary.of(load_dataset(config.data), config.data)
         print("configuration:")
         print(config.to_json())
-        print(DatasetSummary.of(load_dataset(config.data), config.data).format())
+        print(summary.format())
         return 0
 
+    from tf_t2i.training import run_training
     run_dir = args.resume or args.out or next_run_dir("runs", config.name)
     run_training(config, run_dir, resume=bool(args.resume))
     return 0

@@ -20,6 +20,7 @@ import tensorflow as tf
 from tf_t2i.config import DataConfig
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import Split
+from tf_t2i.errors import DataError
 
 
 def encode_split_captions(split: Split, encoder: CaptionEncoder) -> tuple[np.ndarray, np.ndarray]:
@@ -79,9 +80,11 @@ def _per_image(split: Split, config: DataConfig, encoder: CaptionEncoder,
 
 def _pick_captions(caption_ids, count, k, seed):
     """k caption rows of one image: without replacement when it has >= k, else with."""
-    max_count = tf.shape(caption_ids)[0]
-    keys = tf.random.stateless_uniform([max_count], seed=seed)
-    keys = tf.where(tf.range(max_count) < count, keys, 2.0)
+    # At least k sort keys, so both branches below have k rows even when every image of the
+    # split has fewer than k captions (then the rows past `count` are never chosen).
+    slots = tf.maximum(tf.shape(caption_ids)[0], k)
+    keys = tf.random.stateless_uniform([slots], seed=seed)
+    keys = tf.where(tf.range(slots) < count, keys, 2.0)
     without_replacement = tf.argsort(keys)[:k]
     with_replacement = tf.random.stateless_uniform(
         [k], seed=seed + 1, minval=0, maxval=tf.maximum(count, 1), dtype=tf.int32)
@@ -134,8 +137,8 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
     """
     num_images = len(split)
     if num_images < config.batch_size:
-        raise ValueError(f"the training split has {num_images} images, fewer than "
-                         f"data.batch_size={config.batch_size}: lower the batch size.")
+        raise DataError(f"the training split has {num_images} images, fewer than "
+                        f"data.batch_size={config.batch_size}: lower the batch size.")
     # Files are often grouped by class; a seeded permutation before caching makes every block
     # of the shuffle below a random sample of the dataset.
     order = np.random.default_rng(config.seed).permutation(num_images)

@@ -1,0 +1,302 @@
+"""TextToImageGAN's train step: each phase updates only its own models; GAN-INT; GAN-CLS pairs.
+
+The phases (`_encoder_step`, `_discriminator_step`, `_generator_step`, `style_step`) are called
+directly, eagerly, on one batch of the tiny synthetic data, and every variable is compared
+before/after. BatchNorm moving statistics are not trained weights: a training-mode forward pass
+updates them (G's in the D step, D's in the G step; documented in gan.py), so "unchanged" is
+checked on trainable weights and optimizer variables, and on *every* variable of the models a
+phase never runs.
+"""
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_t2i import gan as gan_module
+from tf_t2i import losses
+from tf_t2i.config import get_preset
+from tf_t2i.data.caption_encoder import CaptionEncoder
+from tf_t2i.data.load_dataset import load_dataset
+from tf_t2i.data.pipeline import make_train_dataset
+from tf_t2i.training import build_gan
+
+TINY = get_preset("tiny")
+# One image per synthetic class (140 training images, one per class): a quicker first batch.
+CONFIG = dataclasses.replace(TINY, data=dataclasses.replace(TINY.data,
+                                                            synthetic_images_per_class=1))
+MODELS = ("text_encoder", "image_encoder", "generator", "discriminator", "style_encoder")
+OPTIMIZERS = ("encoder_optimizer", "d_optimizer", "g_optimizer", "style_optimizer")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return CaptionEncoder(CONFIG.data.alphabet, CONFIG.data.caption_length)
+
+
+@pytest.fixture(scope="module")
+def batch(encoder):
+    dataset = load_dataset(CONFIG.data)
+    return next(iter(make_train_dataset(dataset.train, CONFIG.data, encoder)))
+
+
+def make_gan(encoder, **train_overrides):
+    keras.mixed_precision.set_global_policy("float32")
+    config = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train,
+                                                                   **train_overrides))
+    return build_gan(config, encoder.vocabulary_size, steps_per_epoch=10)
+
+
+def groups(gan):
+    """name -> list of variables: each model's trainable / non-trainable ones, each optimizer's."""
+    out = {}
+    for name in MODELS:
+        model = getattr(gan, name)
+        out[f"{name}.trainable"] = list(model.trainable_variables)
+        out[f"{name}.non_trainable"] = list(model.non_trainable_variables)
+    for name in OPTIMIZERS:
+        out[name] = list(getattr(gan, name).variables)
+    return out
+
+
+def snapshot(gan):
+    return {group: [np.array(v.numpy()) for v in variables]
+            for group, variables in groups(gan).items()}
+
+
+def changed(before, after):
+    """group -> (number of variables that changed, number of variables)."""
+    return {group: (sum(not np.array_equal(a, b) for a, b in zip(before[group], after[group])),
+                    len(before[group]))
+            for group in before}
+
+
+def assert_phase(before, after, own_models, own_optimizer, untouched, trainable_only):
+    """Every trainable variable of `own_models` and the optimizer's state moved; `untouched`
+    groups (all variables) and the `trainable_only` models' trainable weights did not."""
+    diff = changed(before, after)
+    for model in own_models:
+        moved, total = diff[f"{model}.trainable"]
+        assert total > 0 and moved == total, f"{model}: only {moved} of {total} weights moved"
+    assert diff[own_optimizer][0] > 0, f"{own_optimizer} did not update"
+    for group in untouched:
+        assert diff[group][0] == 0, f"{group} changed: {diff[group]}"
+    for model in trainable_only:
+        assert diff[f"{model}.trainable"][0] == 0, f"{model}'s trainable weights changed"
+    for optimizer in OPTIMIZERS:
+        if optimizer != own_optimizer:
+            assert diff[optimizer][0] == 0, f"{optimizer} changed: {diff[optimizer]}"
+
+
+def all_groups(*models):
+    return [f"{m}.{kind}" for m in models for kind in ("trainable", "non_trainable")]
+
+
+def test_encoder_step_updates_only_the_encoders(encoder, batch):
+    gan = make_gan(encoder)
+    before = snapshot(gan)
+    embeddings = gan._encoder_step(batch["images"], batch["captions"], batch["labels"])
+    after = snapshot(gan)
+    assert tuple(embeddings.shape) == (CONFIG.data.batch_size, CONFIG.model.embedding_dim)
+    assert_phase(before, after, own_models=("text_encoder", "image_encoder"),
+                 own_optimizer="encoder_optimizer",
+                 untouched=all_groups("generator", "discriminator", "style_encoder"),
+                 trainable_only=())
+
+
+def test_discriminator_step_updates_only_the_discriminator(encoder, batch):
+    gan = make_gan(encoder)
+    embeddings = gan.embed_captions(batch["captions"])
+    wrong = tf.gather(embeddings, batch["wrong_indices"])
+    before = snapshot(gan)
+    gan._discriminator_step(batch["images"], embeddings, wrong)
+    after = snapshot(gan)
+    # G runs in training mode to draw the fakes, so its BatchNorm statistics may move; its
+    # trainable weights and optimizer must not.
+    assert_phase(before, after, own_models=("discriminator",), own_optimizer="d_optimizer",
+                 untouched=all_groups("text_encoder", "image_encoder", "style_encoder"),
+                 trainable_only=("generator",))
+    assert changed(before, after)["generator.trainable"][0] == 0
+
+
+def test_generator_step_updates_only_the_generator(encoder, batch):
+    gan = make_gan(encoder)
+    embeddings = gan.embed_captions(batch["captions"])
+    before = snapshot(gan)
+    gan._generator_step(embeddings)
+    after = snapshot(gan)
+    assert_phase(before, after, own_models=("generator",), own_optimizer="g_optimizer",
+                 untouched=all_groups("text_encoder", "image_encoder", "style_encoder"),
+                 trainable_only=("discriminator",))
+
+
+def test_style_step_updates_only_the_style_encoder(encoder, batch):
+    gan = make_gan(encoder)
+    before = snapshot(gan)
+    logs = gan.style_step(batch)
+    after = snapshot(gan)
+    assert np.isfinite(float(logs["style_loss"])) and float(logs["style_loss"]) > 0
+    # G and the text encoder run in inference mode: not even their statistics move.
+    assert_phase(before, after, own_models=("style_encoder",), own_optimizer="style_optimizer",
+                 untouched=all_groups("text_encoder", "image_encoder", "generator",
+                                      "discriminator"),
+                 trainable_only=())
+
+
+def test_train_step_runs_the_three_phases_once(encoder, batch):
+    """(run_training compiles it with tf.function; tests/test_training.py runs that path.)"""
+    gan = make_gan(encoder)
+    before = snapshot(gan)
+    noise_state = gan.seed_generator.state.numpy()
+    logs = gan.train_step(batch)
+    after = snapshot(gan)
+    assert set(logs) == set(gan_module.METRIC_NAMES)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    for name in ("d_real", "d_wrong", "d_fake"):
+        assert 0.0 <= float(logs[name]) <= 1.0
+    for optimizer in ("encoder_optimizer", "d_optimizer", "g_optimizer"):
+        assert int(getattr(gan, optimizer).iterations) == 1
+    assert int(gan.style_optimizer.iterations) == 0
+    assert changed(before, after)["style_encoder.trainable"][0] == 0
+    # The noise generator advanced (D's fakes, G's fakes): the next step draws new noise.
+    assert not np.array_equal(noise_state, gan.seed_generator.state.numpy())
+
+
+def test_discriminator_sees_wrong_text_of_another_class(encoder, batch, monkeypatch):
+    """GAN-CLS: D's {real image, wrong text} pairs use the captions of another-class example."""
+    gan = make_gan(encoder)
+    expected = gan.embed_captions(batch["captions"], training=True).numpy()
+    seen = {}
+    original = gan._discriminator_step
+
+    def spy(images, embeddings, wrong_embeddings):
+        seen.update(images=images.numpy(), embeddings=embeddings.numpy(),
+                    wrong=wrong_embeddings.numpy())
+        return original(images, embeddings, wrong_embeddings)
+
+    monkeypatch.setattr(gan, "_discriminator_step", spy)
+    gan.train_step(batch)
+    labels, partners = batch["labels"].numpy(), batch["wrong_indices"].numpy()
+    np.testing.assert_array_equal(seen["images"], batch["images"].numpy())
+    # D's right texts are the pre-update embeddings of the example's own captions...
+    np.testing.assert_allclose(seen["embeddings"], expected, rtol=1e-5, atol=1e-6)
+    for i, partner in enumerate(partners):
+        # ...and each wrong text is the embedding of a different-class example's captions.
+        assert labels[partner] != labels[i]
+        np.testing.assert_array_equal(seen["wrong"][i], seen["embeddings"][partner])
+        assert not np.allclose(seen["wrong"][i], seen["embeddings"][i])
+
+
+def generator_gradients(gan, embeddings, state, monkeypatch):
+    """G's loss and gradients in `_generator_step` from the noise state `state`, not applied."""
+    captured = {}
+
+    def capture(optimizer, tape, loss, variables):
+        captured["loss"] = float(loss)
+        captured["gradients"] = [g.numpy() for g in tape.gradient(loss, variables)]
+
+    monkeypatch.setattr(gan_module, "_apply", capture)
+    for tracker in gan.trackers.values():
+        tracker.reset_state()
+    gan.seed_generator.state.assign(state)
+    gan._generator_step(embeddings)
+    captured["g_loss"] = float(gan.trackers["g_loss"].result())
+    captured["interp_loss"] = float(gan.trackers["interp_loss"].result())
+    return captured
+
+
+def hand_generator_gradients(gan, embeddings, state):
+    """G's gradients of the GAN-CLS term and of the GAN-INT term (beta = 0.5), by hand."""
+    gan.seed_generator.state.assign(state)
+    batch_size = embeddings.shape[0]
+    half = batch_size // 2
+    interpolated = 0.5 * embeddings[:half] + 0.5 * embeddings[half:2 * half]
+    conditioning = tf.concat([embeddings, interpolated], axis=0)
+    z = gan.noise(conditioning.shape[0])
+    variables = gan.generator.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        logits = gan.discriminator((gan.generator((z, conditioning), training=True),
+                                    conditioning), training=True)
+        g_loss = losses.generator_loss(logits[:batch_size])
+        interp_loss = losses.interpolation_loss(logits[batch_size:])
+    return ([g.numpy() for g in tape.gradient(g_loss, variables)],
+            [g.numpy() for g in tape.gradient(interp_loss, variables)],
+            float(g_loss), float(interp_loss))
+
+
+def hand_plain_generator_gradients(gan, embeddings, state):
+    """G's gradients of BCE(D(G(z, t), t), 1) alone (no interpolated texts), by hand."""
+    gan.seed_generator.state.assign(state)
+    z = gan.noise(embeddings.shape[0])
+    variables = gan.generator.trainable_variables
+    with tf.GradientTape() as tape:
+        logits = gan.discriminator((gan.generator((z, embeddings), training=True), embeddings),
+                                   training=True)
+        loss = losses.generator_loss(logits)
+    return [g.numpy() for g in tape.gradient(loss, variables)], float(loss)
+
+
+def assert_all_close(actual, expected):
+    """Equal up to float32 round-off (summation order differs between the two computations)."""
+    assert len(actual) == len(expected)
+    scale = max(np.abs(e).max() for e in expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-3, atol=1e-4 * scale)
+
+
+def test_gan_int_term_changes_the_generator_gradient(encoder, batch, monkeypatch):
+    gan = make_gan(encoder)
+    embeddings = gan.embed_captions(batch["captions"])
+    state = gan.seed_generator.state.numpy()
+    before = snapshot(gan)
+
+    gan.interp_weight = 1.0
+    with_int = generator_gradients(gan, embeddings, state, monkeypatch)
+    gan.interp_weight = 0.0
+    without_int = generator_gradients(gan, embeddings, state, monkeypatch)
+    # The patched _apply updated nothing.
+    assert changed(before, snapshot(gan))["generator.trainable"][0] == 0
+
+    difference = max(np.abs(a - b).max()
+                     for a, b in zip(with_int["gradients"], without_int["gradients"]))
+    assert difference > 1e-6
+
+    # interp_weight = 1: G's loss is the GAN-CLS term on the batch plus the GAN-INT term on
+    # interpolated texts, drawn together (same noise draw, same BatchNorm batch).
+    g_grads, int_grads, g_loss, interp_loss = hand_generator_gradients(gan, embeddings, state)
+    assert with_int["g_loss"] == pytest.approx(g_loss, rel=1e-5)
+    assert with_int["interp_loss"] == pytest.approx(interp_loss, rel=1e-5)
+    assert with_int["loss"] == pytest.approx(g_loss + interp_loss, rel=1e-5)
+    assert_all_close(with_int["gradients"], [g + i for g, i in zip(g_grads, int_grads)])
+    # The GAN-INT term's own gradient is not negligible next to the total.
+    assert max(np.abs(i).max() for i in int_grads) > 1e-3 * max(
+        np.abs(g).max() for g in with_int["gradients"])
+
+    # interp_weight = 0: no interpolated texts are drawn and the loss is the GAN-CLS term only.
+    plain_grads, plain_loss = hand_plain_generator_gradients(gan, embeddings, state)
+    assert without_int["interp_loss"] == 0.0
+    assert without_int["loss"] == pytest.approx(plain_loss, rel=1e-5)
+    assert without_int["g_loss"] == pytest.approx(plain_loss, rel=1e-5)
+    assert_all_close(without_int["gradients"], plain_grads)
+
+
+def test_interp_weight_scales_the_gan_int_term(encoder, batch, monkeypatch):
+    """Same forward pass (same noise and batch): gradient(w) = gradient_cls + w * gradient_int."""
+    gan = make_gan(encoder)
+    embeddings = gan.embed_captions(batch["captions"])
+    state = gan.seed_generator.state.numpy()
+    runs = {}
+    for weight in (1.0, 2.0, 3.0):
+        gan.interp_weight = weight
+        runs[weight] = generator_gradients(gan, embeddings, state, monkeypatch)
+    assert runs[1.0]["interp_loss"] == pytest.approx(runs[3.0]["interp_loss"], rel=1e-6)
+    for weight, run in runs.items():
+        assert run["loss"] == pytest.approx(run["g_loss"] + weight * run["interp_loss"],
+                                            rel=1e-5)
+    step_1_2 = [b - a for a, b in zip(runs[1.0]["gradients"], runs[2.0]["gradients"])]
+    step_2_3 = [b - a for a, b in zip(runs[2.0]["gradients"], runs[3.0]["gradients"])]
+    assert max(np.abs(d).max() for d in step_1_2) > 1e-6
+    scale = max(np.abs(g).max() for g in runs[3.0]["gradients"])
+    for a, b in zip(step_1_2, step_2_3):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * scale)
