@@ -201,7 +201,11 @@ def _tiny() -> Config:
 
 
 def _default() -> Config:
-    """The CPU-sized default: `python train.py` on 2 cores in about 15 minutes."""
+    """The CPU-sized default: `python train.py` on 2 cores in about 15 minutes.
+
+    bfloat16 compute (float32 weights) runs the step about twice as fast as float32 on CPUs with
+    AMX/AVX-512 bf16, as on GPU tensor cores.
+    """
     return Config(
         name="default",
         data=DataConfig(image_size=32, batch_size=64, caption_length=128,
@@ -209,8 +213,8 @@ def _default() -> Config:
         model=ModelConfig(z_dim=64, embedding_dim=128, text_projection_dim=64, ngf=48, ndf=32,
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
                           image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128)),
-        train=TrainConfig(steps=1500, style_steps=300, sample_every=250, checkpoint_every=250,
-                          lr_decay_every_epochs=0),
+        train=TrainConfig(steps=2000, style_steps=300, sample_every=250, checkpoint_every=250,
+                          lr_decay_every_epochs=0, precision="mixed_bfloat16"),
     )
 
 
