@@ -107,6 +107,25 @@ def test_discriminator(image_size, tmp_path):
     run_model_checks(Discriminator, kwargs, inputs, (BATCH,), tmp_path)
 
 
+def test_discriminator_with_minibatch_stddev(tmp_path):
+    kwargs = dict(image_size=32, embedding_dim=EMBEDDING_DIM, text_projection_dim=6, ndf=4,
+                  minibatch_stddev=True)
+    inputs = (_images(32), _normal(BATCH, EMBEDDING_DIM, seed=1))
+    run_model_checks(Discriminator, kwargs, inputs, (BATCH,), tmp_path)
+
+
+def test_minibatch_stddev_channel_sees_a_collapsed_batch():
+    from tf_t2i.models.discriminator import _minibatch_stddev
+
+    varied = _normal(BATCH, 4 * 4 * 8, seed=2).reshape(BATCH, 4, 4, 8)
+    collapsed = np.repeat(varied[:1], BATCH, axis=0)
+    varied_channel = keras.ops.convert_to_numpy(_minibatch_stddev(varied))
+    assert varied_channel.shape == (BATCH, 4, 4, 1)
+    np.testing.assert_allclose(varied_channel, np.sqrt(varied.var(axis=0) + 1e-8).mean(),
+                               rtol=1e-5)
+    assert keras.ops.convert_to_numpy(_minibatch_stddev(collapsed)).max() < 1e-3
+
+
 def test_text_encoder(tmp_path):
     run_model_checks(TextEncoder, TEXT_KWARGS, _caption_ids(20), (BATCH, EMBEDDING_DIM), tmp_path)
 

@@ -75,6 +75,8 @@ class ModelConfig:
         text_rnn_units: GRU units on top of the char-CNN.
         image_encoder_filters: widths of the image encoder's stride-2 convolutions.
         style_encoder_filters: widths of the style encoder's stride-2 convolutions.
+        minibatch_stddev: give D the batch's feature standard deviation (not in Reed's design;
+            counters a generator that ignores z).
     """
 
     z_dim: int = 100
@@ -88,6 +90,7 @@ class ModelConfig:
     text_rnn_units: int = 512
     image_encoder_filters: tuple[int, ...] = (64, 128, 256, 512)
     style_encoder_filters: tuple[int, ...] = (64, 128, 256, 512)
+    minibatch_stddev: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

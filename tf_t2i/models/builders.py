@@ -57,7 +57,7 @@ def build_discriminator(model_cfg, data_cfg):
     discriminator = Discriminator(
         image_size=data_cfg.image_size, embedding_dim=model_cfg.embedding_dim,
         text_projection_dim=model_cfg.text_projection_dim, ndf=model_cfg.ndf,
-        name="discriminator")
+        minibatch_stddev=model_cfg.minibatch_stddev, name="discriminator")
     discriminator((_images(data_cfg), keras.ops.zeros((1, model_cfg.embedding_dim))))
     return discriminator
 

@@ -26,6 +26,10 @@ class Discriminator(keras.Model):
         embedding_dim: size of the text embedding (Reed: 1024).
         text_projection_dim: the embedding is compressed to this size (Reed: 128).
         ndf: width multiplier (Reed: 64).
+        minibatch_stddev: append the batch's mean feature standard deviation as one more 4x4
+            channel (Karras et al. 2018), so D can tell a batch of near-identical fakes from a
+            varied real batch. Not in Reed's design (off by default); it counters a generator
+            that ignores z, which style transfer needs.
 
     Call args:
         inputs: a pair (images [batch, image_size, image_size, 3] in [-1, 1],
@@ -39,7 +43,7 @@ class Discriminator(keras.Model):
     """
 
     def __init__(self, image_size=64, embedding_dim=1024, text_projection_dim=128, ndf=64,
-                 **kwargs):
+                 minibatch_stddev=False, **kwargs):
         super().__init__(**kwargs)
         if image_size not in IMAGE_SIZES:
             raise ValueError(
@@ -50,6 +54,7 @@ class Discriminator(keras.Model):
         self.embedding_dim = embedding_dim
         self.text_projection_dim = text_projection_dim
         self.ndf = ndf
+        self.minibatch_stddev = minibatch_stddev
 
         widths = discriminator_widths(image_size, ndf)
         # The last convolution stops at BatchNorm: the block's LeakyReLU follows the addition.
@@ -73,12 +78,23 @@ class Discriminator(keras.Model):
         text = self.text_projection(text_embedding, training=training)
         # Replicate the text vector at every 4x4 position (Reed's spatial replication).
         text = keras.ops.tile(text[:, None, None, :], (1, 4, 4, 1))
-        joint = keras.ops.concatenate([features, text], axis=-1)
+        parts = [features, text]
+        if self.minibatch_stddev:
+            parts.append(_minibatch_stddev(features))
+        joint = keras.ops.concatenate(parts, axis=-1)
         logits = self.joint_classifier(joint, training=training)
         return keras.ops.reshape(logits, (-1,))
 
     def get_config(self):
         config = super().get_config()
         config.update(image_size=self.image_size, embedding_dim=self.embedding_dim,
-                      text_projection_dim=self.text_projection_dim, ndf=self.ndf)
+                      text_projection_dim=self.text_projection_dim, ndf=self.ndf,
+                      minibatch_stddev=self.minibatch_stddev)
         return config
+
+
+def _minibatch_stddev(features):
+    """[B, 4, 4, 1]: the standard deviation over the batch, averaged over features and positions."""
+    variance = keras.ops.var(keras.ops.cast(features, "float32"), axis=0)
+    mean_stddev = keras.ops.mean(keras.ops.sqrt(variance + 1e-8))
+    return keras.ops.ones_like(features[..., :1]) * keras.ops.cast(mean_stddev, features.dtype)
