@@ -152,9 +152,7 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
         record = checkpoints.restore(gan)
         gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
         weights = record.pop("weights")  # The file is the checkpoint's, not the new records'.
-        print(f"resuming from {record['stage']} step "
-              f"{record['step'] if record['stage'] == 'gan' else record['style_step']} "
-              f"({os.path.basename(weights)})")
+        print(f"resuming from {_describe(record)} ({os.path.basename(weights)})")
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
           f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
     loop = _StageLoop(config, run_dir, gan, checkpoints,
@@ -264,13 +262,17 @@ class _StageLoop:
         for name, value in logs.items():
             if not math.isfinite(value):
                 latest = self.checkpoints.latest()
-                kept = (f"the last good checkpoint ({latest['stage']} step "
-                        f"{latest[latest['stage'] == 'gan' and 'step' or 'style_step']}) is "
-                        f"intact in {self.checkpoints.directory}" if latest
-                        else "no checkpoint was written")
+                kept = (f"the last good checkpoint ({_describe(latest)}) is intact in "
+                        f"{self.checkpoints.directory}" if latest else "no checkpoint was written")
                 raise TrainingDiverged(
                     f"{stage} step {step}: the {name} term became {value}; training stopped and "
                     f"{kept}. Lower train.learning_rate or use train.precision=float32.")
+
+
+def _describe(record: dict) -> str:
+    """'gan step 250' or 'style step 40': where a checkpoint record stands."""
+    counter = "step" if record["stage"] == "gan" else "style_step"
+    return f"{record['stage']} step {record[counter]}"
 
 
 def read_run_config(run_dir: str) -> Config:
