@@ -1,6 +1,6 @@
 """Reusable checks for every model and layer (keras-hub style).
 
-`run_model_checks` builds a model from kwargs, checks its output, round-trips its config through
+`assert_model_checks` builds a model from kwargs, checks its output, round-trips its config through
 JSON and `from_config`, and round-trips its weights through `save_weights`/`load_weights`.
 """
 import json
@@ -22,8 +22,8 @@ def _same_values(config, kwargs):
         for key, value in kwargs.items())
 
 
-def run_model_checks(cls, init_kwargs, inputs, expected_shape, tmp_path, output_range=None,
-                     expected_dtype="float32"):
+def assert_model_checks(cls, init_kwargs, inputs, expected_shape, tmp_path, output_range=None,
+                        expected_dtype="float32"):
     """Builds `cls(**init_kwargs)`, calls it on `inputs` and checks shape, dtype, values, config
     and weights round-trips (`save_weights`/`load_weights` for models, `set_weights` for layers,
     and `tf.train.Checkpoint`). Returns the built model.

@@ -12,7 +12,7 @@ from tf_t2i.models.residual_block import ResidualBlock
 from tf_t2i.models.style_encoder import StyleEncoder
 from tf_t2i.models.text_encoder import TextEncoder
 
-from tests.model_checks import run_model_checks
+from tests.model_checks import assert_model_checks
 
 BATCH = 2
 Z_DIM = 8
@@ -45,8 +45,9 @@ def mixed_bfloat16():
 
 
 def test_residual_block(tmp_path):
-    run_model_checks(ResidualBlock, dict(filters=8, bottleneck_filters=2, activation="leaky_relu"),
-                     _normal(BATCH, 4, 4, 8), (BATCH, 4, 4, 8), tmp_path)
+    assert_model_checks(ResidualBlock,
+                        dict(filters=8, bottleneck_filters=2, activation="leaky_relu"),
+                        _normal(BATCH, 4, 4, 8), (BATCH, 4, 4, 8), tmp_path)
     with pytest.raises(ValueError, match="input channels"):
         ResidualBlock(filters=8, bottleneck_filters=2)(_normal(BATCH, 4, 4, 6))
 
@@ -66,8 +67,8 @@ def test_generator(image_size, upsampling, tmp_path):
     kwargs = dict(image_size=image_size, z_dim=Z_DIM, embedding_dim=EMBEDDING_DIM,
                   text_projection_dim=6, ngf=4, upsampling=upsampling)
     inputs = (_normal(BATCH, Z_DIM), _normal(BATCH, EMBEDDING_DIM, seed=1))
-    run_model_checks(Generator, kwargs, inputs, (BATCH, image_size, image_size, 3), tmp_path,
-                     output_range=(-1.0, 1.0))
+    assert_model_checks(Generator, kwargs, inputs, (BATCH, image_size, image_size, 3), tmp_path,
+                        output_range=(-1.0, 1.0))
 
 
 def test_generator_uses_the_text():
@@ -104,14 +105,14 @@ def test_initialisation_is_dcgan():
 def test_discriminator(image_size, tmp_path):
     kwargs = dict(image_size=image_size, embedding_dim=EMBEDDING_DIM, text_projection_dim=6, ndf=4)
     inputs = (_images(image_size), _normal(BATCH, EMBEDDING_DIM, seed=1))
-    run_model_checks(Discriminator, kwargs, inputs, (BATCH,), tmp_path)
+    assert_model_checks(Discriminator, kwargs, inputs, (BATCH,), tmp_path)
 
 
 def test_discriminator_with_minibatch_stddev(tmp_path):
     kwargs = dict(image_size=32, embedding_dim=EMBEDDING_DIM, text_projection_dim=6, ndf=4,
                   minibatch_stddev=True)
     inputs = (_images(32), _normal(BATCH, EMBEDDING_DIM, seed=1))
-    run_model_checks(Discriminator, kwargs, inputs, (BATCH,), tmp_path)
+    assert_model_checks(Discriminator, kwargs, inputs, (BATCH,), tmp_path)
 
 
 def test_minibatch_stddev_channel_sees_a_collapsed_batch():
@@ -127,7 +128,8 @@ def test_minibatch_stddev_channel_sees_a_collapsed_batch():
 
 
 def test_text_encoder(tmp_path):
-    run_model_checks(TextEncoder, TEXT_KWARGS, _caption_ids(20), (BATCH, EMBEDDING_DIM), tmp_path)
+    assert_model_checks(TextEncoder, TEXT_KWARGS, _caption_ids(20), (BATCH, EMBEDDING_DIM),
+                        tmp_path)
 
 
 def test_text_encoder_all_padding_row_is_finite():
@@ -162,13 +164,13 @@ def test_text_encoder_rejects_too_short_captions():
 
 
 def test_image_encoder(tmp_path):
-    run_model_checks(ImageEncoder, dict(filters=(4, 8), embedding_dim=EMBEDDING_DIM),
-                     _images(32), (BATCH, EMBEDDING_DIM), tmp_path)
+    assert_model_checks(ImageEncoder, dict(filters=(4, 8), embedding_dim=EMBEDDING_DIM),
+                        _images(32), (BATCH, EMBEDDING_DIM), tmp_path)
 
 
 def test_style_encoder(tmp_path):
-    run_model_checks(StyleEncoder, dict(z_dim=Z_DIM, filters=(4, 8, 8)), _images(32),
-                     (BATCH, Z_DIM), tmp_path)
+    assert_model_checks(StyleEncoder, dict(z_dim=Z_DIM, filters=(4, 8, 8)), _images(32),
+                        (BATCH, Z_DIM), tmp_path)
 
 
 def test_models_run_under_mixed_bfloat16(mixed_bfloat16):
