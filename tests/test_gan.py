@@ -300,3 +300,19 @@ def test_interp_weight_scales_the_gan_int_term(encoder, batch, monkeypatch):
     scale = max(np.abs(g).max() for g in runs[3.0]["gradients"])
     for a, b in zip(step_1_2, step_2_3):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * scale)
+
+
+def test_mode_seeking_term_enters_the_generator_gradient(encoder, batch, monkeypatch):
+    gan = make_gan(encoder)
+    embeddings = gan.embed_captions(batch["captions"])
+    state = gan.seed_generator.state.numpy()
+    without = generator_gradients(gan, embeddings, state, monkeypatch)
+    gan.mode_seeking_weight = 1.0
+    with_term = generator_gradients(gan, embeddings, state, monkeypatch)
+    term = float(gan.trackers["mode_seeking_loss"].result())
+    assert np.isfinite(term) and term > 0
+    # The total is the GAN-CLS and GAN-INT terms plus the weighted mode-seeking term.
+    assert with_term["loss"] == pytest.approx(
+        with_term["g_loss"] + with_term["interp_loss"] + term, rel=1e-5)
+    assert max(np.abs(a - b).max()
+               for a, b in zip(with_term["gradients"], without["gradients"])) > 1e-6

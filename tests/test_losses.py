@@ -143,3 +143,15 @@ def test_style_loss():
     # Squared norms 1 + 4 = 5 and 1 + 1 = 2, mean 3.5.
     assert _value(losses.style_loss(z, reconstructed)) == pytest.approx(3.5)
     assert _value(losses.style_loss(z, z)) == 0.0
+
+
+def test_mode_seeking_loss_by_hand():
+    images_a = np.zeros([2, 2, 2, 3], np.float32)
+    images_b = np.full([2, 2, 2, 3], 0.5, np.float32)
+    z_a = np.zeros([2, 4], np.float32)
+    z_b = np.full([2, 4], 2.0, np.float32)
+    # d(images) = 0.5, d(z) = 2: 1 / (0.25 + 1e-5).
+    assert _value(losses.mode_seeking_loss(images_a, images_b, z_a, z_b)) == pytest.approx(
+        1 / (0.25 + 1e-5), rel=1e-6)
+    # A generator that ignores z draws equal images: the largest penalty, 1 / epsilon.
+    assert _value(losses.mode_seeking_loss(images_a, images_a, z_a, z_b)) == pytest.approx(1e5)

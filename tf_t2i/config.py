@@ -108,6 +108,8 @@ class TrainConfig:
         interp_beta: mixing weight beta of interpolated embeddings (Reed: 0.5).
         interp_type: "interpolate" (beta * t1 + (1 - beta) * t2) or "extrapolate" (Reed's
             interp_type=2: t1 + alpha * (t1 - t2), alpha ~ U(-1, 1)).
+        mode_seeking_weight: weight of a mode-seeking term in G's loss (Mao et al. 2019; not
+            in Reed's design; 0 = off): pushes G to use z, which style transfer needs.
         matching_margin: margin of the text/image hinge matching loss.
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
         precision: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16".
@@ -126,6 +128,7 @@ class TrainConfig:
     interp_weight: float = 1.0
     interp_beta: float = 0.5
     interp_type: str = "interpolate"
+    mode_seeking_weight: float = 0.0
     matching_margin: float = 0.2
     style_steps: int = 0
     precision: str = "float32"

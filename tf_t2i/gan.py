@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from tf_t2i import losses
 
-METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "d_real", "d_wrong", "d_fake")
+METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
+                "d_wrong", "d_fake")
 STYLE_METRIC_NAMES = ("style_loss",)
 
 
@@ -39,6 +40,9 @@ class TextToImageGAN(keras.Model):
         interp_weight: weight of the GAN-INT term in G's loss; 0 turns GAN-INT off.
         interp_beta: beta of interpolated embeddings beta * t1 + (1 - beta) * t2.
         interp_type: "interpolate" or "extrapolate" (Reed's interp_type=2, alpha ~ U(-1, 1)).
+        mode_seeking_weight: weight of a mode-seeking term in G's loss (Mao et al. 2019; not in
+            Reed's design): G is penalised when two noise vectors give the same image for the
+            same text. 0 turns it off.
         matching_margin: margin of the matching hinge loss.
         seed: seed of the noise generator (its state is saved with checkpoints).
     """
@@ -46,7 +50,7 @@ class TextToImageGAN(keras.Model):
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
                  cls_weight=0.5,
                  interp_weight=1.0, interp_beta=0.5, interp_type="interpolate",
-                 matching_margin=0.2, seed=0, **kwargs):
+                 mode_seeking_weight=0.0, matching_margin=0.2, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -57,6 +61,7 @@ class TextToImageGAN(keras.Model):
         self.interp_weight = interp_weight
         self.interp_beta = interp_beta
         self.interp_type = interp_type
+        self.mode_seeking_weight = mode_seeking_weight
         self.matching_margin = matching_margin
         self.seed = seed
         self.z_dim = generator.z_dim
@@ -163,23 +168,37 @@ class TextToImageGAN(keras.Model):
         """Fool D on the batch's texts and, for GAN-INT, on interpolated ones (section 4.3).
 
         Like Reed's code, the interpolated embeddings extend G's batch by half: they mix the
-        first and second halves of the batch and enter G's loss only, never D's.
+        first and second halves of the batch and enter G's loss only, never D's. With a
+        mode-seeking weight, G also draws the first half of the texts again with fresh noise
+        ("twins"), which enter only the mode-seeking term.
         """
         batch_size = embeddings.shape[0] or tf.shape(embeddings)[0]
         conditioning = embeddings
         if self.interp_weight > 0:
             conditioning = tf.concat([embeddings, self._interpolated(embeddings)], axis=0)
+        scored = tf.shape(conditioning)[0]
+        noise = self.noise(scored)
+        generator_inputs = (noise, conditioning)
+        if self.mode_seeking_weight > 0:
+            twins = batch_size // 2
+            twin_noise = self.noise(twins)
+            generator_inputs = (tf.concat([noise, twin_noise], axis=0),
+                                tf.concat([conditioning, embeddings[:twins]], axis=0))
         with tf.GradientTape() as tape:
-            fake_images = self.generator(
-                (self.noise(tf.shape(conditioning)[0]), conditioning), training=True)
-            fake_logits = self.discriminator((fake_images, conditioning), training=True)
+            fake_images = self.generator(generator_inputs, training=True)
+            fake_logits = self.discriminator((fake_images[:scored], conditioning), training=True)
             g_loss = losses.generator_loss(fake_logits[:batch_size])
             interp_loss = (losses.interpolation_loss(fake_logits[batch_size:])
                            if self.interp_weight > 0 else tf.constant(0.0))
-            loss = g_loss + self.interp_weight * interp_loss
+            mode_seeking_loss = (losses.mode_seeking_loss(
+                fake_images[:twins], fake_images[scored:], noise[:twins], twin_noise)
+                if self.mode_seeking_weight > 0 else tf.constant(0.0))
+            loss = (g_loss + self.interp_weight * interp_loss
+                    + self.mode_seeking_weight * mode_seeking_loss)
         _apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["interp_loss"].update_state(interp_loss)
+        self.trackers["mode_seeking_loss"].update_state(mode_seeking_loss)
 
     def _interpolated(self, embeddings):
         """[N // 2, E] embeddings between (or beyond) pairs of the batch's texts."""
@@ -203,7 +222,7 @@ class TextToImageGAN(keras.Model):
             style_encoder=keras.saving.serialize_keras_object(self.style_encoder),
             cls_weight=self.cls_weight, interp_weight=self.interp_weight,
             interp_beta=self.interp_beta, interp_type=self.interp_type,
-            matching_margin=self.matching_margin, seed=self.seed)
+            mode_seeking_weight=self.mode_seeking_weight, matching_margin=self.matching_margin, seed=self.seed)
         return config
 
     @classmethod

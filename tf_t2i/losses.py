@@ -162,3 +162,24 @@ def style_loss(z, reconstructed_z):
     """
     difference = ops.cast(z, "float32") - ops.cast(reconstructed_z, "float32")
     return ops.mean(ops.sum(ops.square(difference), axis=-1))
+
+
+def mode_seeking_loss(images_a, images_b, z_a, z_b, epsilon=1e-5):
+    """Penalises a generator that ignores its noise: 1 / (d(images) / d(z) + epsilon).
+
+    d is the mean absolute difference; both image batches are drawn from the same texts with
+    noise z_a and z_b. Not part of Reed et al.; it counters the conditional generator's
+    tendency to draw one image per text whatever z is, which leaves nothing for a style encoder.
+
+    Args:
+        images_a, images_b: [batch, H, W, 3] images of the same texts.
+        z_a, z_b: [batch, z_dim] their noise.
+
+    Returns:
+        float32 scalar.
+
+    Reference: Mao et al. 2019, "Mode Seeking Generative Adversarial Networks", eq. 3.
+    """
+    image_distance = ops.mean(ops.abs(ops.cast(images_a, "float32") - ops.cast(images_b, "float32")))
+    noise_distance = ops.mean(ops.abs(ops.cast(z_a, "float32") - ops.cast(z_b, "float32")))
+    return 1.0 / (image_distance / noise_distance + epsilon)

@@ -55,6 +55,7 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         style_encoder=builders.build_style_encoder(model_cfg, data_cfg),
         cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
         interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
+        mode_seeking_weight=train_cfg.mode_seeking_weight,
         matching_margin=train_cfg.matching_margin, seed=data_cfg.seed)
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
                 d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer"),
