@@ -78,6 +78,14 @@ class _Image:
     test: bool
 
 
+def assert_one_sentence_error(message: str, path: str, fragments) -> None:
+    """A data error is one sentence that names `path` and every fragment of `fragments`."""
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "\n" not in message and message.endswith(".")
+
+
 def write_image(path: str, mode: str = "RGB", image_format: str = "JPEG", seed: int = 0) -> None:
     """Writes a tiny noisy image; noise keeps JPEG data long enough to truncate inside it."""
     rng = random.Random(seed)

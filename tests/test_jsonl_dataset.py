@@ -6,7 +6,8 @@ import re
 import pytest
 
 from tests.fixtures import (
-    JSONL_ERRORS, JSONL_SKIPS, make_jsonl_dataset, problem_counts, write_image)
+    JSONL_ERRORS, JSONL_SKIPS, assert_one_sentence_error, make_jsonl_dataset, problem_counts,
+    write_image)
 from tf_t2i.data.jsonl_dataset import PROBLEM_KINDS, load_jsonl
 from tf_t2i.errors import DataError
 
@@ -120,11 +121,7 @@ def test_each_error_case_raises_one_sentence_naming_the_path(tmp_path, case):
     make_jsonl_dataset(str(tmp_path), images=6, labels="str", num_classes=3, inject={case})
     with pytest.raises(DataError) as info:
         load_jsonl(str(tmp_path))
-    message = str(info.value)
-    assert str(tmp_path) in message
-    for fragment in ERROR_MENTIONS[case]:
-        assert fragment in message, message
-    assert "\n" not in message and message.endswith(".")
+    assert_one_sentence_error(str(info.value), tmp_path, ERROR_MENTIONS[case])
 
 
 def test_line_errors_name_the_line_number(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from tests.fixtures import (
-    REED_ERRORS, REED_SKIPS, make_reed_dataset, problem_counts, truncate_jpeg, write_image)
+    REED_ERRORS, REED_SKIPS, assert_one_sentence_error, make_reed_dataset, problem_counts,
+    truncate_jpeg, write_image)
 from tf_t2i.data import image_check
 from tf_t2i.data.reed_dataset import PROBLEM_KINDS, load_reed
 from tf_t2i.errors import DataError, UserInputError
@@ -166,11 +167,7 @@ def test_each_error_case_raises_one_sentence_naming_the_path(tmp_path, variant, 
     make_reed_dataset(str(tmp_path), variant, inject={case})
     with pytest.raises(DataError) as info:
         load_reed(str(tmp_path))
-    message = str(info.value)
-    assert str(tmp_path) in message
-    for fragment in ERROR_MENTIONS[case]:
-        assert fragment in message, message
-    assert "\n" not in message and message.endswith(".")
+    assert_one_sentence_error(str(info.value), tmp_path, ERROR_MENTIONS[case])
 
 
 def test_missing_dataset_folder_is_an_error(tmp_path):
