@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     import tensorflow as tf  # after argparse: --help stays fast
 
     from tf_t2i.evaluation.caption_fidelity import SCORED, attribute_accuracy
-    from tf_t2i.training import load_run
+    from tf_t2i.runs import load_run
 
     started = time.perf_counter()
     run = load_run(args.run_dir)

@@ -16,7 +16,8 @@ from tf_t2i.errors import UserInputError
 from tf_t2i.export import (METADATA_FILE, SIGNATURE_NAMES, TextToImageExport, check_captions,
                            export_from_run_dir, export_saved_model, read_export_metadata,
                            validate_export)
-from tf_t2i.training import load_run, run_training
+from tf_t2i.runs import load_run
+from tf_t2i.training import run_training
 
 CAPTIONS = ["a small red bird with a short beak", "",
             "A Large BLUE Flower with round petals " * 3,  # > 64 characters: truncated.

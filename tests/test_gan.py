@@ -20,7 +20,7 @@ from tf_t2i.config import get_preset
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
-from tf_t2i.training import build_gan
+from tf_t2i.runs import build_gan
 
 TINY = get_preset("tiny")
 # One image per synthetic class (140 training images, one per class): a quicker first batch.

@@ -17,7 +17,7 @@ from tf_t2i.data.synthetic import load_synthetic
 from tf_t2i.errors import UserInputError
 from tf_t2i.evaluation.caption_fidelity import SCORED, attribute_accuracy, caption_mentions
 from tf_t2i.evaluation.synthetic_attributes import NUM_VALUES, read_attributes
-from tf_t2i.training import LoadedRun, load_run
+from tf_t2i.runs import LoadedRun, load_run
 
 ENTRY_KEYS = {"accuracy", "real_ceiling", "chance", "uniform_chance", "accuracy_all_captions",
               "mentioned", "confusion"}
@@ -176,7 +176,7 @@ def tiny_run(tmp_path_factory):
     untrained weights (run_training's first traced step alone takes longer than this file should).
     """
     from tf_t2i.checkpoints import RunCheckpoints
-    from tf_t2i.training import build_gan
+    from tf_t2i.runs import build_gan
 
     config = get_preset("tiny")
     path = tmp_path_factory.mktemp("fidelity") / "run"

@@ -29,7 +29,8 @@ from tf_t2i.config import Config, get_preset
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
-from tf_t2i.training import TrainingDiverged, build_gan, load_run, run_training
+from tf_t2i.runs import build_gan, load_run
+from tf_t2i.training import TrainingDiverged, run_training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = get_preset("tiny")

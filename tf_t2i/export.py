@@ -63,6 +63,7 @@ import tensorflow as tf
 import tf_t2i
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.errors import UserInputError
+from tf_t2i.runs import load_run
 
 METADATA_FILE = "t2i_export.json"
 FORMAT_NAME = "tf_t2i.export"
@@ -121,7 +122,7 @@ class TextToImageExport:
 
     @classmethod
     def from_run(cls, run) -> "TextToImageExport":
-        """From a `tf_t2i.training.LoadedRun` (`load_run(run_dir)`)."""
+        """From a `tf_t2i.runs.LoadedRun` (`load_run(run_dir)`)."""
         record = {k: v for k, v in run.record.items() if k in ("stage", "step", "style_step")}
         if "weights" in run.record:
             record["weights"] = os.path.basename(str(run.record["weights"]))
@@ -236,7 +237,7 @@ def export_saved_model(source, path: str, overwrite: bool = False) -> str:
     """Writes a SavedModel with the five signatures (serving default: generate); returns `path`.
 
     Args:
-        source: a `TextToImageExport` or a `tf_t2i.training.LoadedRun`.
+        source: a `TextToImageExport` or a `tf_t2i.runs.LoadedRun`.
         path: the SavedModel folder to write; `t2i_export.json` is written inside it.
         overwrite: replace an existing non-empty folder (otherwise UserInputError).
 
@@ -268,7 +269,6 @@ def export_saved_model(source, path: str, overwrite: bool = False) -> str:
 
 def export_from_run_dir(run_dir: str, out_dir: str, overwrite: bool = False) -> str:
     """Loads a run folder's latest checkpoint (`load_run`) and exports it to `out_dir`."""
-    from tf_t2i.training import load_run  # training imports the whole training stack.
     return export_saved_model(load_run(run_dir), out_dir, overwrite=overwrite)
 
 

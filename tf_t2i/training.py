@@ -1,16 +1,10 @@
-"""Wiring of a training run: models, optimizers, data, checkpoints, logs and sample grids.
+"""Wiring of a training run: data, stage loops, checkpoints, logs and sample grids.
 
-A run folder holds:
-    config.json         the resolved configuration (what `--resume` reads)
-    checkpoints/        the newest checkpoints and `latest.json`
-    logs/               TensorBoard scalars and sample grids
-    samples/            step-<n>.png sample grids of fixed probe captions and fixed noise
-    export/             the SavedModel of the final weights (tf_t2i.export), string inputs
+The run folder's layout and the training model it describes are `tf_t2i.runs`'.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -26,12 +20,11 @@ from tf_t2i.data.dataset_index import DatasetIndex
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.errors import UserInputError
-from tf_t2i.evaluation.image_grid import image_grid, to_uint8
 from tf_t2i.export import export_saved_model
 from tf_t2i.gan import TextToImageGAN
-from tf_t2i.models import builders
+from tf_t2i.image_grid import image_grid, to_uint8
+from tf_t2i.runs import CONFIG_FILE, EXPORT_DIR, LoadedRun, build_gan
 
-EXPORT_DIR = "export"
 PROBE_ROWS = 8
 PROBE_COLUMNS = 8
 
@@ -42,46 +35,6 @@ class TrainingDiverged(UserInputError):
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training, after a checkpoint of the last completed step was saved."""
-
-
-def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> TextToImageGAN:
-    """The training model with built sub-models, compiled with built optimizers."""
-    model_cfg, data_cfg, train_cfg = config.model, config.data, config.train
-    gan = TextToImageGAN(
-        text_encoder=builders.build_text_encoder(model_cfg, data_cfg, vocabulary_size),
-        image_encoder=builders.build_image_encoder(model_cfg, data_cfg),
-        generator=builders.build_generator(model_cfg, data_cfg),
-        discriminator=builders.build_discriminator(model_cfg, data_cfg),
-        style_encoder=builders.build_style_encoder(model_cfg, data_cfg),
-        cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
-        interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
-        mode_seeking_weight=train_cfg.mode_seeking_weight,
-        matching_margin=train_cfg.matching_margin, seed=data_cfg.seed)
-    gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
-                d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer"),
-                g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"),
-                style_optimizer=make_optimizer(train_cfg, 0, "style_optimizer"))
-    gan.build_optimizers()
-    # The wrapper has no call() of its own during training: mark it built (its sub-models are),
-    # or save_weights/load_weights refuse it ("model that has not yet been built").
-    gan.built = True
-    return gan
-
-
-def make_optimizer(train_cfg, steps_per_epoch: int, name: str) -> keras.optimizers.Optimizer:
-    """Adam(lr, beta_1), the rate halved every `lr_decay_every_epochs` epochs (Reed: 100).
-
-    `steps_per_epoch` 0 means a constant rate.
-    """
-    learning_rate = train_cfg.learning_rate
-    if train_cfg.lr_decay_every_epochs > 0 and steps_per_epoch > 0:
-        learning_rate = keras.optimizers.schedules.ExponentialDecay(
-            learning_rate, decay_steps=train_cfg.lr_decay_every_epochs * steps_per_epoch,
-            decay_rate=0.5, staircase=True)
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=train_cfg.beta_1, name=name)
-    if train_cfg.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=name)
-    return optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +93,7 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
         raise UserInputError(f"--resume {run_dir}: no checkpoint there yet; start it again "
                              f"without --resume (use --out {run_dir}).")
     os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         f.write(config.to_json())
 
     dataset = load_dataset(config.data)
@@ -274,38 +227,3 @@ def _describe(record: dict) -> str:
     """'gan step 250' or 'style step 40': where a checkpoint record stands."""
     counter = "step" if record["stage"] == "gan" else "style_step"
     return f"{record['stage']} step {record[counter]}"
-
-
-def read_run_config(run_dir: str) -> Config:
-    """The configuration saved in a run folder."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise UserInputError(f"{run_dir} has no config.json: pass a run folder written by train.py.")
-    with open(path, encoding="utf-8") as f:
-        return Config.from_dict(json.load(f))
-
-
-@dataclasses.dataclass(frozen=True)
-class LoadedRun:
-    """A run folder's configuration, caption encoder, trained model and checkpoint record."""
-
-    config: Config
-    encoder: CaptionEncoder
-    gan: TextToImageGAN
-    record: dict
-
-
-def load_run(run_dir: str) -> LoadedRun:
-    """Builds the models of a run folder and loads its latest checkpoint (also of a stopped run)."""
-    if not os.path.isdir(run_dir):
-        raise UserInputError(f"{run_dir} does not exist: pass a run folder written by train.py.")
-    config = read_run_config(run_dir)
-    record = RunCheckpoints(run_dir).latest()
-    if record is None:
-        raise UserInputError(f"{run_dir} has no checkpoint yet: train longer (checkpoints every "
-                             f"{config.train.checkpoint_every} steps) or pass another run.")
-    keras.mixed_precision.set_global_policy(config.train.precision)
-    encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
-    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=1)
-    gan.load_weights(record["weights"])
-    return LoadedRun(config, encoder, gan, record)

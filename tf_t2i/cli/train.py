@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace) -> Config:
     """The configuration the flags describe, validated."""
     if args.resume:
-        from tf_t2i.training import read_run_config
+        from tf_t2i.runs import read_run_config
         try:
             config = read_run_config(args.resume)
         except UserInputError:

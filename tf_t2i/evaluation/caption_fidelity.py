@@ -23,9 +23,9 @@ import numpy as np
 from tf_t2i.data import synthetic
 from tf_t2i.data.synthetic import load_synthetic
 from tf_t2i.errors import UserInputError
-from tf_t2i.evaluation.image_grid import to_uint8
+from tf_t2i.image_grid import to_uint8
 from tf_t2i.evaluation.synthetic_attributes import NUM_VALUES, READ_ATTRIBUTES, read_attributes
-from tf_t2i.training import load_run
+from tf_t2i.runs import load_run
 
 #: Keys of `attribute_accuracy(...)["attributes"]`: the four read attributes, then "colour_pair"
 #: (petal and centre colour both right, on captions that mention both).
@@ -39,7 +39,7 @@ def attribute_accuracy(loaded_run, split: str = "test", images_per_caption: int 
     """Per-attribute accuracy of images drawn for captions of a split of the synthetic dataset.
 
     Args:
-        loaded_run: a `tf_t2i.training.LoadedRun` (from `load_run`) of a run trained on the
+        loaded_run: a `tf_t2i.runs.LoadedRun` (from `load_run`) of a run trained on the
             built-in synthetic dataset, or the path of such a run folder.
         split: "train" (seen classes) or "test" (unseen attribute combinations).
         images_per_caption: images drawn per caption, each with its own noise vector.

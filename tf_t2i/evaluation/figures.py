@@ -20,7 +20,7 @@ import textwrap
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tf_t2i.evaluation.image_grid import image_grid
+from tf_t2i.image_grid import image_grid
 
 NOISE_PATHS = ("slerp", "linear")
 _NOTE_SPACING = 2

@@ -1,7 +1,7 @@
 """evaluate.py's `--model PATH`: a run folder or an exported SavedModel, behind one interface.
 
   run folder   config.json + checkpoints/ (written by train.py): its latest complete checkpoint is
-               loaded (`tf_t2i.training.load_run`; a run stopped early works) and wrapped in
+               loaded (`tf_t2i.runs.load_run`; a run stopped early works) and wrapped in
                `TextToImageExport.from_run`.
   export       saved_model.pb + t2i_export.json (written by `evaluate.py export` or
                `export_saved_model`): checked with `validate_export` and loaded with
@@ -194,7 +194,7 @@ def _open_export(path: str, image_size: int | None) -> ModelSource:
 
 def _open_run(path: str, image_size: int | None) -> ModelSource:
     from tf_t2i.export import TextToImageExport
-    from tf_t2i.training import load_run, read_run_config
+    from tf_t2i.runs import load_run, read_run_config
     try:
         config = read_run_config(path)
     except UserInputError:
