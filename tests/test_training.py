@@ -23,14 +23,17 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tf_t2i import losses, training
+from tf_t2i import losses
 from tf_t2i.checkpoints import RunCheckpoints
 from tf_t2i.config import Config, get_preset
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.runs import build_gan, load_run
-from tf_t2i.training import TrainingDiverged, run_training
+from tf_t2i.errors import TrainingDiverged, TrainingInterrupted
+from tf_t2i.runs import with_resolved_precision
+from tf_t2i.stage_loop import StageLoop
+from tf_t2i.training import run_training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = get_preset("tiny")
@@ -132,11 +135,13 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, capsys, cli_tiny_run):
 
     The data stream, noise state and optimizer state resume exactly, so the final weights,
     optimizer slots and noise state are equal, and so are the sample grids drawn after resuming.
+    The first part runs one step per compiled call, `train.py` several: the results agree.
     """
     k = TINY.train.steps // 2
     assert k >= 1 and TINY.train.style_steps >= 1
     split = str(tmp_path / "split")
-    stopped = run_training(tiny(steps=k, style_steps=0), split)
+    stopped = run_training(tiny(steps=k, style_steps=0, steps_per_execution=1), split)
+    assert TINY.train.steps_per_execution >= k and TINY.train.checkpoint_every == k
     assert (stopped["stage"], stopped["step"], stopped["style_step"]) == ("gan", k, 0)
     capsys.readouterr()
     resumed = run_training(TINY, split, resume=True)
@@ -248,7 +253,7 @@ def test_a_checkpoint_save_cut_short_does_not_break_the_next_one(tmp_path):
 
 
 class _CountingModel:
-    """Stands in for the GAN in `_StageLoop`: a step adds 1 to `updates`; its "weights file"
+    """Stands in for the GAN in `StageLoop`: a step adds 1 to `updates`; its "weights file"
     records `updates`, so a checkpoint shows which step its weights are from."""
 
     def __init__(self):
@@ -265,38 +270,43 @@ class _CountingModel:
             json.dump({"updates": int(self.updates.numpy())}, f)
 
 
-def interrupt_stage_loop(tmp_path, monkeypatch, after_steps=None, in_next=None, record=None):
-    """Runs a style stage of `_CountingModel` steps, raising KeyboardInterrupt either once step
-    `after_steps` ran but before the loop recorded it, or from the `in_next`-th batch fetch."""
+def interrupt_stage_loop(tmp_path, monkeypatch, after_call=None, before_call=None, record=None,
+                         steps_per_execution=1):
+    """Runs a style stage of `_CountingModel` steps, raising KeyboardInterrupt either once
+    compiled call `after_call` returned but before the loop counted its steps (where Ctrl-C
+    lands while a compiled call runs), or just before call `before_call` starts."""
     model = _CountingModel()
     run_dir = str(tmp_path / "run")
     checkpoints = RunCheckpoints(run_dir)
-    loop = training._StageLoop(tiny(checkpoint_every=100, log_every=100), run_dir, model,
-                               checkpoints, probes=None)
-    if after_steps is not None:
-        def check_finite(stage, logs, step):
-            if step == after_steps:
-                raise KeyboardInterrupt
-        monkeypatch.setattr(loop, "_check_finite", check_finite)
+    config = tiny(checkpoint_every=100, log_every=100, steps_per_execution=steps_per_execution)
+    loop = StageLoop(config, run_dir, model, checkpoints, probes=None)
+    compile_steps = loop._compile
+    calls = []
 
-    def batches():
-        fetched = 0
-        while True:
-            fetched += 1
-            if fetched == in_next:
-                raise KeyboardInterrupt
-            yield 0
+    def interrupting_compile(*args):
+        run_steps = compile_steps(*args)
 
+        def run(iterator, count):
+            calls.append(count)
+            if len(calls) == before_call:
+                raise KeyboardInterrupt
+            run_steps(iterator, count)
+            if len(calls) == after_call:
+                raise KeyboardInterrupt
+        return run
+
+    monkeypatch.setattr(loop, "_compile", interrupting_compile)
     record = record or {"stage": "gan", "step": 4, "style_step": 0}
-    with pytest.raises(training.TrainingInterrupted) as raised:
-        loop.run("style", model.step, {}, batches(), record, total_steps=50)
+    stream = tf.data.Dataset.from_tensors(0).repeat()
+    with pytest.raises(TrainingInterrupted) as raised:
+        loop.run("style", model.step, {}, stream, record, total_steps=50)
     return str(raised.value), checkpoints.latest()
 
 
 def test_interrupt_checkpoint_holds_the_weights_of_its_step(tmp_path, monkeypatch):
     """Ctrl-C after a step's updates ran but before the loop counted it (where it lands while a
     compiled step runs): the checkpoint names the step its weights are from."""
-    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, after_steps=3)
+    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, after_call=3)
     assert message.startswith("interrupted at style step 3; checkpoint saved. Continue with: "
                               f"python train.py --resume {tmp_path / 'run'}")
     assert latest["style_step"] == 3 and latest["step"] == 4
@@ -305,21 +315,30 @@ def test_interrupt_checkpoint_holds_the_weights_of_its_step(tmp_path, monkeypatc
     assert latest["noise_state"] == [0, 3]
 
 
+def test_interrupt_during_a_call_of_several_steps_saves_every_step_it_ran(tmp_path, monkeypatch):
+    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, after_call=2,
+                                           steps_per_execution=4)
+    assert message.startswith("interrupted at style step 8; checkpoint saved.")
+    with open(latest["weights"], encoding="utf-8") as f:
+        assert latest["style_step"] == 8 and json.load(f)["updates"] == 8
+    assert latest["noise_state"] == [0, 8]
+
+
 def test_interrupt_between_steps_saves_the_last_finished_step(tmp_path, monkeypatch):
-    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, in_next=6)
+    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, before_call=6)
     assert message.startswith("interrupted at style step 5; checkpoint saved.")
     with open(latest["weights"], encoding="utf-8") as f:
         assert latest["style_step"] == 5 and json.load(f)["updates"] == 5
 
 
 def test_interrupt_before_any_step_claims_no_new_checkpoint(tmp_path, monkeypatch):
-    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, in_next=1)
+    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, before_call=1)
     assert latest is None
     assert "no checkpoint was written" in message and "checkpoint saved" not in message
 
     earlier = {"stage": "gan", "step": 4, "style_step": 0, "noise_state": [0, 0]}
     RunCheckpoints(str(tmp_path / "run")).save(_Savable(), earlier)
-    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, in_next=1, record=earlier)
+    message, latest = interrupt_stage_loop(tmp_path, monkeypatch, before_call=1, record=earlier)
     assert "checkpoint saved" not in message and "--resume" in message
     assert latest["step"] == 4 and latest["style_step"] == 0
 
@@ -381,7 +400,7 @@ def cli_tiny_run(tmp_path_factory):
 def test_train_py_tiny_end_to_end(cli_tiny_run):
     run_dir = pathlib.Path(cli_tiny_run)
     config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
-    assert config == TINY
+    assert config == with_resolved_precision(TINY)
     latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
     steps, style_steps = TINY.train.steps, TINY.train.style_steps
     assert (latest["stage"], latest["step"], latest["style_step"]) == ("style", steps,

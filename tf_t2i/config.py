@@ -15,7 +15,8 @@ from typing import Any
 REED_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} "
 
 DATA_FORMATS = ("synthetic", "reed", "jsonl")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multiworker")
 UPSAMPLINGS = ("transpose", "nearest")
 INTERPOLATIONS = ("interpolate", "extrapolate")
 
@@ -112,8 +113,16 @@ class TrainConfig:
             in Reed's design; 0 = off): pushes G to use z, which style transfer needs.
         matching_margin: margin of the text/image hinge matching loss.
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
-        precision: Keras dtype policy: "float32", "mixed_bfloat16" or "mixed_float16".
-        jit_compile: compile the train step with XLA.
+        precision: Keras dtype policy: "auto" (resolved once at start-up: mixed_bfloat16 where
+            the CPU or GPU has native bfloat16, else float32; see `tf_t2i.precision`), "float32",
+            "mixed_bfloat16" or "mixed_float16" (with loss scaling).
+        jit_compile: compile the train step with XLA (the GRU then avoids cuDNN).
+        steps_per_execution: at most this many train steps per compiled call (a call also ends
+            at every logging, sampling and checkpoint step). Metrics and finiteness are read
+            only at those events, so the host never waits for the device between steps.
+        strategy: "default" (one device), "mirrored" (every local GPU, or logical CPU devices)
+            or "multiworker" (a cluster described by TF_CONFIG); see `tf_t2i.distribution`.
+        sync_batch_norm: synchronise BatchNorm statistics across replicas.
         sample_every: steps between sample grids.
         checkpoint_every: steps between checkpoints.
         log_every: steps between TensorBoard scalar writes.
@@ -131,8 +140,11 @@ class TrainConfig:
     mode_seeking_weight: float = 0.0
     matching_margin: float = 0.2
     style_steps: int = 0
-    precision: str = "float32"
+    precision: str = "auto"
     jit_compile: bool = False
+    steps_per_execution: int = 10
+    strategy: str = "default"
+    sync_batch_norm: bool = False
     sample_every: int = 500
     checkpoint_every: int = 500
     log_every: int = 50
@@ -182,6 +194,8 @@ class Config:
             (self.data.batch_size >= 2, "data.batch_size must be >= 2 (GAN-CLS needs a wrong caption)"),
             (self.model.upsampling in UPSAMPLINGS, f"model.upsampling must be one of {UPSAMPLINGS}"),
             (self.train.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}"),
+            (self.train.strategy in STRATEGIES, f"train.strategy must be one of {STRATEGIES}"),
+            (self.train.steps_per_execution >= 1, "train.steps_per_execution must be >= 1"),
             (self.train.interp_type in INTERPOLATIONS,
              f"train.interp_type must be one of {INTERPOLATIONS}"),
             (0.0 <= self.train.cls_weight <= 1.0, "train.cls_weight must be in [0, 1]"),
@@ -202,15 +216,15 @@ def _tiny() -> Config:
         model=ModelConfig(z_dim=16, embedding_dim=32, text_projection_dim=16, ngf=16, ndf=8,
                           char_embedding_dim=16, text_conv_filters=(32, 32), text_rnn_units=32,
                           image_encoder_filters=(16, 32), style_encoder_filters=(16, 32)),
-        train=TrainConfig(steps=4, style_steps=2, sample_every=2, checkpoint_every=2, log_every=1),
+        train=TrainConfig(steps=4, style_steps=2, sample_every=2, checkpoint_every=2, log_every=2),
     )
 
 
 def _default() -> Config:
     """The CPU-sized default: `python train.py` on 2 cores in about 15 minutes.
 
-    bfloat16 compute (float32 weights) runs the step about twice as fast as float32 on CPUs with
-    AMX/AVX-512 bf16, as on GPU tensor cores. The mode-seeking term (not in Reed's design) keeps
+    `train.precision=auto` picks bfloat16 compute on CPUs with AMX/AVX-512 bf16 (about twice as
+    fast as float32 there) and float32 on the others. The mode-seeking term (not in Reed's design) keeps
     G from drawing one image per caption whatever z is; without it the style encoder has
     nothing to recover (its loss stayed at z_dim in a default run).
     """
@@ -222,8 +236,7 @@ def _default() -> Config:
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
                           image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128)),
         train=TrainConfig(steps=2000, style_steps=300, sample_every=250, checkpoint_every=250,
-                          lr_decay_every_epochs=0, precision="mixed_bfloat16",
-                          mode_seeking_weight=1.0),
+                          lr_decay_every_epochs=0, mode_seeking_weight=1.0),
     )
 
 

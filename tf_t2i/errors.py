@@ -7,3 +7,11 @@ class UserInputError(ValueError):
 
 class DataError(UserInputError):
     """A dataset that cannot be used as it is: names the path and the fix."""
+
+
+class TrainingDiverged(UserInputError):
+    """A loss became NaN or infinite; the message names the step and the loss term."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after a checkpoint of the last completed step was saved."""

@@ -134,7 +134,8 @@ class TextToImageGAN(keras.Model):
         fake_images = self.generator((z, embeddings), training=False)
         with tf.GradientTape() as tape:
             loss = losses.style_loss(z, self.style_encoder(fake_images, training=True))
-        _apply(self.style_optimizer, tape, loss, self.style_encoder.trainable_variables)
+            scaled_loss = _scaled(self.style_optimizer, loss)
+        _apply(self.style_optimizer, tape, scaled_loss, self.style_encoder.trainable_variables)
         self.style_trackers["style_loss"].update_state(loss)
         return {name: tracker.result() for name, tracker in self.style_trackers.items()}
 
@@ -145,7 +146,8 @@ class TextToImageGAN(keras.Model):
             image_embeddings = self.image_encoder(images, training=True)
             loss = losses.matching_loss(text_embeddings, image_embeddings, labels,
                                         margin=self.matching_margin)
-        _apply(self.encoder_optimizer, tape, loss, self._encoder_variables())
+            scaled_loss = _scaled(self.encoder_optimizer, loss)
+        _apply(self.encoder_optimizer, tape, scaled_loss, self._encoder_variables())
         self.trackers["matching_loss"].update_state(loss)
         return tf.stop_gradient(text_embeddings)
 
@@ -158,7 +160,8 @@ class TextToImageGAN(keras.Model):
             fake_logits = self.discriminator((fake_images, embeddings), training=True)
             loss = losses.discriminator_loss(real_logits, wrong_logits, fake_logits,
                                              cls_weight=self.cls_weight)
-        _apply(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
+            scaled_loss = _scaled(self.d_optimizer, loss)
+        _apply(self.d_optimizer, tape, scaled_loss, self.discriminator.trainable_variables)
         self.trackers["d_loss"].update_state(loss)
         self.trackers["d_real"].update_state(tf.sigmoid(real_logits))
         self.trackers["d_wrong"].update_state(tf.sigmoid(wrong_logits))
@@ -195,7 +198,8 @@ class TextToImageGAN(keras.Model):
                 if self.mode_seeking_weight > 0 else tf.constant(0.0))
             loss = (g_loss + self.interp_weight * interp_loss
                     + self.mode_seeking_weight * mode_seeking_loss)
-        _apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
+            scaled_loss = _scaled(self.g_optimizer, loss)
+        _apply(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["interp_loss"].update_state(interp_loss)
         self.trackers["mode_seeking_loss"].update_state(mode_seeking_loss)
@@ -233,7 +237,19 @@ class TextToImageGAN(keras.Model):
         return cls(**config)
 
 
-def _apply(optimizer, tape, loss, variables):
-    """One optimizer update; `scale_loss` keeps float16 loss scaling correct (a no-op otherwise)."""
-    gradients = tape.gradient(optimizer.scale_loss(loss), variables)
+def _scaled(optimizer, loss):
+    """The loss to differentiate: this replica's share of the global mean, loss-scaled.
+
+    Each replica's loss is the mean over its own examples, and `apply_gradients` sums the
+    replicas' gradients, so each share is divided by the number of replicas (1 on one device).
+    Under float16 the loss scale must be applied inside the tape: scaling a loss the tape did
+    not record gives None gradients.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
+
+
+def _apply(optimizer, tape, scaled_loss, variables):
+    """One optimizer update from `_scaled(optimizer, loss)`, computed inside `tape`."""
+    gradients = tape.gradient(scaled_loss, variables)
     optimizer.apply_gradients(zip(gradients, variables))

@@ -24,6 +24,7 @@ from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.errors import UserInputError
 from tf_t2i.gan import TextToImageGAN
 from tf_t2i.models import builders
+from tf_t2i.precision import AUTO, resolve_precision
 
 CONFIG_FILE = "config.json"
 EXPORT_DIR = "export"
@@ -69,6 +70,20 @@ def make_optimizer(train_cfg, steps_per_epoch: int, name: str) -> keras.optimize
     return optimizer
 
 
+def with_resolved_precision(config: Config, announce: bool = False) -> Config:
+    """`config` with `train.precision=auto` replaced by this machine's choice (`tf_t2i.precision`).
+
+    Args:
+        announce: print the choice and why, as a run does once at start-up.
+    """
+    choice = resolve_precision(config.train.precision)
+    if announce:
+        origin = "auto: " if config.train.precision == AUTO else ""
+        print(f"precision: {choice.policy} ({origin}{choice.reason})")
+    return dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                 precision=choice.policy))
+
+
 def read_run_config(run_dir: str) -> Config:
     """The configuration saved in a run folder."""
     path = os.path.join(run_dir, CONFIG_FILE)
@@ -98,6 +113,7 @@ def load_run(run_dir: str) -> LoadedRun:
     if record is None:
         raise UserInputError(f"{run_dir} has no checkpoint yet: train longer (checkpoints every "
                              f"{config.train.checkpoint_every} steps) or pass another run.")
+    config = with_resolved_precision(config)
     keras.mixed_precision.set_global_policy(config.train.precision)
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=1)
