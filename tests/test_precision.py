@@ -24,7 +24,8 @@ SAPPHIRE_RAPIDS = AVX2_ONLY | {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
     (SAPPHIRE_RAPIDS, "mixed_bfloat16"),
     (set(), "float32"),  # /proc/cpuinfo unreadable (another OS): the safe choice
 ])
-def test_auto_on_cpus(flags, expected):
+def test_auto_on_cpus(flags, expected, monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     choice = precision.resolve_precision("auto", flags=flags, gpus=[])
     assert choice.policy == expected
     assert choice.reason
@@ -46,6 +47,15 @@ def test_an_explicit_value_wins(explicit):
         assert precision.resolve_precision(explicit, flags=flags, gpus=[]).policy == explicit
 
 
+@pytest.mark.parametrize("cap, expected", [("AVX2", "float32"), ("avx512_core", "float32"),
+                                            ("AVX512_CORE_BF16", "mixed_bfloat16"),
+                                            ("AVX512_CORE_AMX", "mixed_bfloat16"),
+                                            ("ALL", "mixed_bfloat16")])
+def test_a_onednn_isa_cap_below_bfloat16_counts_as_no_native_bfloat16(cap, expected, monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert precision.resolve_precision("auto", flags=SAPPHIRE_RAPIDS, gpus=[]).policy == expected
+
+
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n"
@@ -63,6 +73,7 @@ def test_every_preset_resolves_its_precision_at_start_up():
 @pytest.mark.parametrize("flags, expected", [(AVX2_ONLY, "float32"),
                                              (SAPPHIRE_RAPIDS, "mixed_bfloat16")])
 def test_a_run_records_and_announces_the_resolved_value(flags, expected, monkeypatch, capsys):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
     config = with_resolved_precision(get_preset("tiny"), announce=True)

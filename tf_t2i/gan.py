@@ -155,8 +155,11 @@ class TextToImageGAN(keras.Model):
         """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9)."""
         fake_images = self.generator((self.noise(tf.shape(images)[0]), embeddings), training=True)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator((images, embeddings), training=True)
-            wrong_logits = self.discriminator((images, wrong_embeddings), training=True)
+            # The real images' features serve the right and the wrong text alike.
+            real_features = self.discriminator.features(images, training=True)
+            real_logits = self.discriminator.score(real_features, embeddings, training=True)
+            wrong_logits = self.discriminator.score(real_features, wrong_embeddings,
+                                                    training=True)
             fake_logits = self.discriminator((fake_images, embeddings), training=True)
             loss = losses.discriminator_loss(real_logits, wrong_logits, fake_logits,
                                              cls_weight=self.cls_weight)

@@ -9,6 +9,7 @@ never chosen automatically; an explicit `train.precision` always wins.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 
 AUTO = "auto"
@@ -53,7 +54,8 @@ def resolve_precision(requested: str, flags: set[str] | None = None,
 
     Args:
         requested: "auto", "float32", "mixed_bfloat16" or "mixed_float16".
-        flags: CPU feature flags (default: read from /proc/cpuinfo).
+        flags: CPU feature flags (default: read from /proc/cpuinfo). An ONEDNN_MAX_CPU_ISA
+            below bfloat16 (e.g. AVX2, which emulates an older CPU) counts as no native bf16.
         gpus: compute capabilities of the GPUs training will use (default: the visible ones).
     """
     if requested != AUTO:
@@ -62,10 +64,15 @@ def resolve_precision(requested: str, flags: set[str] | None = None,
     if gpus:
         oldest = min(gpus)
         if oldest >= _MIN_BF16_GPU_CAPABILITY:
-            return PrecisionChoice("mixed_bfloat16", f"every GPU has compute capability "
-                                                     f"{oldest[0]}.{oldest[1]} >= 8.0 (bfloat16 tensor cores)")
+            return PrecisionChoice("mixed_bfloat16", f"every GPU has compute capability >= 8.0 "
+                                                     f"(bfloat16 tensor cores; oldest {oldest})")
         return PrecisionChoice("float32", f"a GPU of compute capability {oldest[0]}.{oldest[1]} "
                                           "< 8.0 has no native bfloat16")
+    isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa_cap and isa_cap not in ("ALL", "DEFAULT") and not any(
+            name in isa_cap for name in ("BF16", "AMX")):
+        return PrecisionChoice("float32", f"ONEDNN_MAX_CPU_ISA={isa_cap} keeps oneDNN from the "
+                                          "CPU's bfloat16 instructions")
     flags = cpu_flags() if flags is None else flags
     native = sorted(flag for flag in _CPU_BF16_FLAGS if flag in flags)
     if native:

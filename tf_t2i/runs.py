@@ -34,7 +34,8 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
     """The training model with built sub-models, compiled with built optimizers."""
     model_cfg, data_cfg, train_cfg = config.model, config.data, config.train
     gan = TextToImageGAN(
-        text_encoder=builders.build_text_encoder(model_cfg, data_cfg, vocabulary_size),
+        text_encoder=builders.build_text_encoder(model_cfg, data_cfg, vocabulary_size,
+                                                  jit_compile=train_cfg.jit_compile),
         image_encoder=builders.build_image_encoder(model_cfg, data_cfg),
         generator=builders.build_generator(model_cfg, data_cfg),
         discriminator=builders.build_discriminator(model_cfg, data_cfg),

@@ -93,29 +93,8 @@ class StageLoop:
         return record
 
     def _compile(self, step_fn, completed, diverged_at):
-        """The compiled call: up to `count` steps, stopping after a non-finite loss."""
-        strategy = self.strategy
-        if self.train_cfg.jit_compile:
-            # Only the step itself: iterator ops and the graph loop do not compile with XLA.
-            step_fn = tf.function(step_fn, jit_compile=True)
-
-        def replica_step(batch):
-            logs = step_fn(batch)
-            finite = [tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32)))
-                      for v in logs.values()]
-            return 1 - tf.cast(tf.reduce_all(finite), tf.int64)
-
-        @tf.function
-        def run_steps(iterator, count):
-            for _ in tf.range(count):
-                if diverged_at > 0:
-                    break
-                not_finite = strategy.run(replica_step, args=(next(iterator),))
-                completed.assign_add(1)
-                if strategy.reduce("SUM", not_finite, axis=None) > 0:
-                    diverged_at.assign(completed)
-
-        return run_steps
+        return compile_steps(step_fn, self.strategy, self.train_cfg.jit_compile, completed,
+                             diverged_at)
 
     def _steps_until_event(self, stage, step, total_steps) -> int:
         """Steps to run in the next call: up to steps_per_execution, never past an event."""
@@ -197,3 +176,38 @@ class StageLoop:
         raise TrainingDiverged(
             f"{stage} step {step}: the {name} term became {value}; training stopped and "
             f"{kept}. Lower train.learning_rate or use train.precision=float32.")
+
+
+def compile_steps(step_fn, strategy, jit_compile, completed, diverged_at):
+    """The compiled call `run_steps(iterator, count)`: up to `count` steps in a graph loop.
+
+    Each step runs `step_fn` on every replica of `strategy` and adds 1 to `completed`; the loop
+    stops after a step whose losses are not all finite, recording its number in `diverged_at`,
+    and does nothing while `diverged_at` is set.
+
+    Args:
+        step_fn: batch -> {name: loss}.
+        strategy: a `tf.distribute.Strategy` (the default one on a single device).
+        jit_compile: compile `step_fn` with XLA. Only the step: iterator ops and the graph loop
+            around it do not compile with XLA.
+        completed, diverged_at: int64 scalar variables.
+    """
+    if jit_compile:
+        step_fn = tf.function(step_fn, jit_compile=True)
+
+    def replica_step(batch):
+        logs = step_fn(batch)
+        finite = [tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in logs.values()]
+        return 1 - tf.cast(tf.reduce_all(finite), tf.int64)
+
+    @tf.function
+    def run_steps(iterator, count):
+        for _ in tf.range(count):
+            if diverged_at > 0:
+                break
+            not_finite = strategy.run(replica_step, args=(next(iterator),))
+            completed.assign_add(1)
+            if strategy.reduce("SUM", not_finite, axis=None) > 0:
+                diverged_at.assign(completed)
+
+    return run_steps

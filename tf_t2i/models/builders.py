@@ -16,19 +16,20 @@ def _images(data_cfg):
     return keras.ops.zeros((1, data_cfg.image_size, data_cfg.image_size, 3))
 
 
-def build_text_encoder(model_cfg, data_cfg, vocabulary_size):
+def build_text_encoder(model_cfg, data_cfg, vocabulary_size, jit_compile=False):
     """Returns a built `TextEncoder` for captions of `data_cfg.caption_length` characters.
 
     Args:
         model_cfg: a `ModelConfig`.
         data_cfg: a `DataConfig`.
         vocabulary_size: number of character ids (2 + distinct alphabet characters).
+        jit_compile: the train step is compiled with XLA, so the GRU must not use cuDNN.
     """
     encoder = TextEncoder(
         vocabulary_size=vocabulary_size, sequence_length=data_cfg.caption_length,
         char_embedding_dim=model_cfg.char_embedding_dim, conv_filters=model_cfg.text_conv_filters,
         rnn_units=model_cfg.text_rnn_units, embedding_dim=model_cfg.embedding_dim,
-        name="text_encoder")
+        use_cudnn=False if jit_compile else "auto", name="text_encoder")
     encoder(keras.ops.zeros((1, data_cfg.caption_length), dtype="int32"))
     return encoder
 

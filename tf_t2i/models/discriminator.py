@@ -74,7 +74,19 @@ class Discriminator(keras.Model):
 
     def call(self, inputs, training=None):
         images, text_embedding = inputs
-        features = self.image_features(images, training=training)
+        return self.score(self.features(images, training=training), text_embedding,
+                          training=training)
+
+    def features(self, images, training=None):
+        """[batch, 4, 4, ndf*8] image features, before the text joins.
+
+        GAN-CLS scores the same real images with right and wrong text: computing their
+        features once serves both.
+        """
+        return self.image_features(images, training=training)
+
+    def score(self, features, text_embedding, training=None):
+        """[batch] logits of `features(images)` paired with `text_embedding`."""
         text = self.text_projection(text_embedding, training=training)
         # Replicate the text vector at every 4x4 position (Reed's spatial replication).
         text = keras.ops.tile(text[:, None, None, :], (1, 4, 4, 1))

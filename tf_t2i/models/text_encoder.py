@@ -31,6 +31,8 @@ class TextEncoder(keras.Model):
         conv_filters: widths of the temporal convolutions (Reed: 384, 512, 512).
         rnn_units: GRU units.
         embedding_dim: output size (Reed: 1024).
+        use_cudnn: the GRU's cuDNN choice ("auto", True or False). False keeps the GRU
+            XLA-compilable: XLA and cuDNN RNN kernels do not mix (keras-team/keras#18456).
 
     Call args:
         inputs: int32 [batch, sequence_length] character ids, 0 = padding.
@@ -43,7 +45,8 @@ class TextEncoder(keras.Model):
     """
 
     def __init__(self, vocabulary_size, sequence_length=201, char_embedding_dim=64,
-                 conv_filters=(384, 512, 512), rnn_units=512, embedding_dim=1024, **kwargs):
+                 conv_filters=(384, 512, 512), rnn_units=512, embedding_dim=1024, use_cudnn="auto",
+                 **kwargs):
         super().__init__(**kwargs)
         if vocabulary_size < 3:
             raise ValueError(f"TextEncoder vocabulary_size must count padding, unknown and at "
@@ -60,6 +63,7 @@ class TextEncoder(keras.Model):
         self.conv_filters = tuple(conv_filters)
         self.rnn_units = rnn_units
         self.embedding_dim = embedding_dim
+        self.use_cudnn = use_cudnn
 
         self.char_embedding = keras.layers.Embedding(
             vocabulary_size, char_embedding_dim, embeddings_initializer=blocks.weight_init())
@@ -69,7 +73,7 @@ class TextEncoder(keras.Model):
                 filters, 4, padding="same", activation="relu",
                 kernel_initializer=blocks.weight_init()))
         self.pool = keras.layers.MaxPooling1D(POOL_SIZE)
-        self.rnn = keras.layers.GRU(rnn_units, return_sequences=True)
+        self.rnn = keras.layers.GRU(rnn_units, return_sequences=True, use_cudnn=use_cudnn)
         self.projection = blocks.dense(embedding_dim, dtype="float32")
 
     def call(self, inputs, training=None):
@@ -92,5 +96,6 @@ class TextEncoder(keras.Model):
         config = super().get_config()
         config.update(vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
                       char_embedding_dim=self.char_embedding_dim, conv_filters=self.conv_filters,
-                      rnn_units=self.rnn_units, embedding_dim=self.embedding_dim)
+                      rnn_units=self.rnn_units, embedding_dim=self.embedding_dim,
+                      use_cudnn=self.use_cudnn)
         return config
