@@ -35,7 +35,8 @@ class DataConfig:
         caption_length: characters per encoded caption (Reed: 201).
         alphabet: the character vocabulary.
         batch_size: examples per step (fixed; the last partial batch is dropped).
-        shuffle_buffer: examples in the shuffle buffer.
+        shuffle_buffer: no longer used: every epoch shuffles the whole training split in
+            memory (tf_t2i.data.pipeline); kept so configurations of earlier runs still read.
         synthetic_images_per_class: images drawn for each synthetic class.
         seed: seed for dataset generation and the pipeline's random choices.
     """
