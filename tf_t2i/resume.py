@@ -81,6 +81,7 @@ def write_run_config(run_dir: str, config: Config, history: list) -> None:
     """Writes config.json atomically: the configuration plus `history`, a list of
     {"at": "<stage> step <n>", "time": ISO UTC, "changes": {field: [old, new]}} entries."""
     values = dict(config.to_dict(), **{HISTORY_KEY: history})
+    os.makedirs(run_dir, exist_ok=True)
     write_text_atomically(os.path.join(run_dir, CONFIG_FILE),
                           json.dumps(values, indent=2, sort_keys=True))
 
