@@ -154,6 +154,24 @@ def test_a_refused_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
                                                          "latest.json"]
 
 
+def test_no_room_for_another_checkpoint_is_found_before_writing(tmp_path, monkeypatch):
+    """HDF5 cut short by a full disk leaves a file it keeps flushing: with less free space than
+    the last checkpoint took, the save stops before HDF5 starts."""
+    checkpoints = RunCheckpoints(str(tmp_path))
+    checkpoints.save(DenseModel(1), {"stage": "gan", "step": 1, "style_step": 0})
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 9, 1))
+
+    class Unwritten(DenseModel):
+        def save_weights(self, path):
+            raise AssertionError("save_weights must not start")
+
+    with pytest.raises(CheckpointWriteError, match=r"ckpt-00000002\.weights\.h5 in .* \(No space "
+                                                   r"left on device\); the previous checkpoint "
+                                                   r"ckpt-00000001\.weights\.h5 is intact"):
+        checkpoints.save(Unwritten(2), {"stage": "gan", "step": 2, "style_step": 0})
+    assert checkpoints.latest()["step"] == 1
+
+
 @pytest.mark.slow
 def test_file_size_limit_during_a_save_is_one_line_then_resume_completes(tmp_path,
                                                                          cli_tiny_run):

@@ -2,9 +2,12 @@
 then renamed into place; the previous checkpoint stays as a fallback."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import resource
+import shutil
 import sys
 import uuid
 
@@ -63,6 +66,7 @@ class RunCheckpoints:
                                  f"{name[:-11]}.partial-{uuid.uuid4().hex[:8]}.weights.h5")
         previous = self._pointer()
         try:
+            _check_room(self.directory, previous)
             model.save_weights(temporary)
             publish(temporary, weights)
             entry = dict(record, weights=name)
@@ -78,7 +82,7 @@ class RunCheckpoints:
             kept = (f"the previous checkpoint {previous['weights']} is intact" if previous
                     else "no checkpoint was written yet")
             raise CheckpointWriteError(
-                f"could not write checkpoint {name} in {self.directory} ({error.strerror or error}); "
+                f"could not write checkpoint {name} in {self.directory} ({_reason(error)}); "
                 f"{kept}: free disk space, then continue with --resume "
                 f"{os.path.dirname(self.directory)}.") from None
         self._remove_unreferenced(entry)
@@ -134,6 +138,32 @@ class RunCheckpoints:
         for name in os.listdir(self.directory):
             if (_WEIGHTS.match(name) and name not in referenced) or _PARTIAL.match(name):
                 _remove_quietly(os.path.join(self.directory, name))
+
+
+def _check_room(directory: str, previous: dict | None):
+    """Raises OSError (ENOSPC or EFBIG) when the disk or the file size limit has no room for
+    another checkpoint as large as the previous one.
+
+    Checked before writing because HDF5 cut short by a full disk leaves its file open and
+    retries the write when Python frees it (tracebacks on stderr, even a crash at exit).
+    """
+    path = os.path.join(directory, previous["weights"]) if previous else None
+    if path is None or not os.path.isfile(path):
+        return
+    needed = os.path.getsize(path)
+    size_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if size_limit != resource.RLIM_INFINITY and size_limit < needed:
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    if shutil.disk_usage(directory).free < needed:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _reason(error: OSError) -> str:
+    """One line saying why a write failed: the OS's words, also from inside HDF5's message."""
+    if error.errno:
+        return os.strerror(error.errno)
+    found = re.search(r"error message = '([^']*)'", str(error))
+    return found.group(1) if found else _first_line(error)
 
 
 def _remove_quietly(path: str):
