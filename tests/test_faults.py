@@ -249,7 +249,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous(tmp_path, caps
     assert warning.startswith(f"warning: {newest} cannot be read (") and warning.endswith(
         "); using the previous checkpoint ckpt-00000002.weights.h5.\n")
     os.truncate(os.path.join(checkpoints.directory, "ckpt-00000002.weights.h5"), 10)
-    with pytest.raises(ValueError, match="no earlier checkpoint is left: start the run again"):
+    with pytest.raises(OSError):  # None left: the loading error, for the caller to word.
         checkpoints.restore(DenseModel(0))
 
 

@@ -20,7 +20,7 @@ _WEIGHTS = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 _PARTIAL = re.compile(r"^ckpt-\d+\.partial(-[0-9a-f]+)?\.weights\.h5$")
 # What a weights file that cannot be read raises: h5py's OSError for a truncated or garbled
 # file, Keras's ValueError/KeyError for missing or misshapen entries.
-_UNREADABLE = (OSError, ValueError, KeyError, RuntimeError)
+UNREADABLE_CHECKPOINT = (OSError, ValueError, KeyError, RuntimeError)
 
 
 class CheckpointWriteError(UserInputError):
@@ -102,7 +102,8 @@ class RunCheckpoints:
 
         Returns its record (with "weights": its path), or None without a checkpoint. A newest
         file that cannot be read (truncated or damaged on disk) is reported with a warning on
-        stderr and the previous checkpoint is loaded instead.
+        stderr and the previous checkpoint is loaded instead; when none is left, the loading
+        error is raised (callers word it for their user).
         """
         pointer = self._pointer()
         if pointer is None:
@@ -114,12 +115,10 @@ class RunCheckpoints:
             try:
                 model.load_weights(record["weights"])
                 return record
-            except _UNREADABLE as error:
+            except UNREADABLE_CHECKPOINT as error:
                 if index + 1 == len(candidates):
-                    raise UserInputError(
-                        f"{record['weights']} cannot be read ({_first_line(error)}) and no "
-                        f"earlier checkpoint is left: start the run again.") from None
-                print(f"warning: {record['weights']} cannot be read ({_first_line(error)}); "
+                    raise
+                print(f"warning: {record['weights']} cannot be read ({first_line(error)}); "
                       f"using the previous checkpoint {candidates[index + 1]['weights']}.",
                       file=sys.stderr)
         return None
@@ -163,7 +162,7 @@ def _reason(error: OSError) -> str:
     if error.errno:
         return os.strerror(error.errno)
     found = re.search(r"error message = '([^']*)'", str(error))
-    return found.group(1) if found else _first_line(error)
+    return found.group(1) if found else first_line(error)
 
 
 def _remove_quietly(path: str):
@@ -173,5 +172,6 @@ def _remove_quietly(path: str):
         pass
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """The first line of an error message (HDF5 messages span lines)."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]

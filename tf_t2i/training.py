@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_t2i.checkpoints import RunCheckpoints
+from tf_t2i.checkpoints import UNREADABLE_CHECKPOINT, RunCheckpoints, first_line
 from tf_t2i.config import Config
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import DatasetIndex
@@ -145,7 +145,12 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes) -> di
 def _restore(config, run_dir, checkpoints, gan, gan_steps, changes) -> dict:
     """Loads the newest readable checkpoint, applies the resumed configuration's safe changes,
     then (only then) writes config.json with the changes added to its history."""
-    record = checkpoints.restore(gan)
+    try:
+        record = checkpoints.restore(gan)
+    except UNREADABLE_CHECKPOINT as error:
+        raise UserInputError(
+            f"--resume {run_dir}: no checkpoint there can be read ({first_line(error)}); start the run "
+            f"again with --out {run_dir}.") from None
     gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
     weights = record.pop("weights")  # The file is the checkpoint's, not the new records'.
     check_not_shrinking(run_dir, record, gan_steps, config.train.style_steps)
