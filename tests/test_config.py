@@ -46,3 +46,17 @@ def test_validate_rejects_bad_values():
         config.validate()
     with pytest.raises(ValueError, match="--data is required"):
         get_preset("cub64").validate()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.checkpoint_every=0", "train.checkpoint_every must be >= 1 (got 0)."),
+    ("train.log_every=-5", "train.log_every must be >= 1 (got -5)."),
+    ("train.sample_every=0", "train.sample_every must be >= 1 (got 0)."),
+    ("train.style_steps=-1", "train.style_steps must be >= 0 (got -1)."),
+    ("train.lr_decay_every_epochs=-1", "train.lr_decay_every_epochs must be >= 0 (got -1)."),
+])
+def test_validate_rejects_cadences_below_one(override, message):
+    """A cadence of 0 would divide by zero in the training loop: one sentence instead."""
+    with pytest.raises(ValueError) as raised:
+        apply_overrides(get_preset("tiny"), [override]).validate()
+    assert str(raised.value) == message

@@ -179,7 +179,7 @@ def test_same_seed_same_images_and_noise_independent_of_batch(exporter):
     other = exporter.generate(CAPTIONS, SEED + 1)
     assert not np.array_equal(first["noise"], other["noise"])
     assert _mean_diff(first["images"], other["images"]) > 0
-    # Caption i's noise depends on (seed, i) only: a shorter call draws the same first rows.
+    # A caption's noise depends on (seed, caption) only: a shorter call draws the same rows.
     two = exporter.generate(CAPTIONS[:2], SEED)
     np.testing.assert_array_equal(two["noise"], first["noise"][:2])
     assert _max_diff(two["images"], first["images"][:2]) <= 1
@@ -188,13 +188,36 @@ def test_same_seed_same_images_and_noise_independent_of_batch(exporter):
     assert _max_diff(redraw, first["images"]) <= 1
 
 
+def test_same_caption_and_seed_draw_the_same_image_wherever_the_caption_stands(exporter):
+    """The noise is a function of (seed, caption text): reordering, repeating or surrounding a
+    caption with others does not change its image; case does not either (captions are
+    lower-cased like the encoder does)."""
+    captions = list(CAPTIONS[:3])
+    forward = exporter.generate(captions, SEED)
+    backward = exporter.generate(captions[::-1], SEED)
+    np.testing.assert_array_equal(backward["noise"], forward["noise"][::-1])
+    assert _max_diff(backward["images"], forward["images"][::-1]) <= 1
+    alone = exporter.generate([captions[2]], SEED)
+    np.testing.assert_array_equal(alone["noise"][0], forward["noise"][2])
+    repeated = exporter.generate([captions[1], captions[1], captions[1].upper()], SEED)
+    for row in repeated["noise"].numpy():
+        np.testing.assert_array_equal(row, forward["noise"][1])
+    # Pinned: Philox normal noise of seed [SEED, Fingerprint64(lower(caption)) mod (2^63 - 1)].
+    key = tf.strings.to_hash_bucket_fast(captions[0].lower(), 2**63 - 1)
+    expected = tf.random.stateless_normal([exporter.z_dim], seed=tf.stack(
+        [tf.constant(SEED, tf.int64), key]), alg="philox")
+    np.testing.assert_array_equal(forward["noise"][0], expected)
+    assert not np.array_equal(forward["noise"][0], forward["noise"][1])
+
+
 def test_interpolate_runs_from_a_to_b_with_one_noise(exporter):
     a, b, steps, seed = INTERPOLATION
     out = exporter.interpolate(a, b, steps, seed)
     assert out["images"].shape == (steps, 32, 32, 3) and out["images"].dtype == tf.uint8
     np.testing.assert_allclose(out["t"], np.linspace(0, 1, steps), atol=1e-6)
     assert _max_diff(out["images"][0], exporter.generate([a], seed)["images"][0]) <= 1
-    assert _max_diff(out["images"][-1], exporter.generate([b], seed)["images"][0]) <= 1
+    a_noise = exporter.generate([a], seed)["noise"]
+    assert _max_diff(out["images"][-1], exporter.generate_from_noise([b], a_noise)["images"][0]) <= 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="steps >= 1"):
         exporter.interpolate(a, b, 0, seed)
 

@@ -153,3 +153,59 @@ def test_stream_does_not_depend_on_the_global_seed():
     second = take(make_train_dataset(split, CONFIG, encoder), 2)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a["images"], b["images"])
+
+
+def epoch_images(config, split, encoder, epochs):
+    """Per epoch, the image indices of each batch, in stream order."""
+    steps = len(split) // config.batch_size
+    return [[[image_index(ids[0], encoder) for ids in batch["captions"]]
+             for batch in take(make_train_dataset(split, config, encoder,
+                                                  start_step=epoch * steps), steps)]
+            for epoch in range(epochs)]
+
+
+def test_whole_split_shuffle_mixes_images_of_different_blocks():
+    """With a shuffle setting of one batch, the old block-local shuffle kept every batch inside
+    one fixed block of 8 cached images forever; the whole-split shuffle mixes every image with
+    more than a block's worth of partners within two epochs."""
+    config = dataclasses.replace(CONFIG, shuffle_buffer=8)
+    split = make_split(num_images=64)
+    encoder = CaptionEncoder(length=config.caption_length)
+    epochs = epoch_images(config, split, encoder, epochs=2)
+    for batches in epochs:
+        assert sorted(i for batch in batches for i in batch) == list(range(64))
+    assert epochs[0] != epochs[1]
+    # Blocks of the split's order (and of any fixed order): some batch spans several.
+    block = {i: i // config.shuffle_buffer for i in range(64)}
+    assert any(len({block[i] for i in batch}) > 1 for batch in epochs[0])
+    partners = {i: set() for i in range(64)}
+    for batch in epochs[0] + epochs[1]:
+        for i in batch:
+            partners[i] |= set(batch) - {i}
+    assert min(len(p) for p in partners.values()) > config.shuffle_buffer - 1
+
+
+def test_stream_does_not_depend_on_the_shuffle_setting():
+    """The whole split is permuted in memory: the buffer setting changes neither the order nor
+    the memory."""
+    split = make_split()
+    encoder = CaptionEncoder(length=CONFIG.caption_length)
+    small = take(make_train_dataset(split, dataclasses.replace(CONFIG, shuffle_buffer=2),
+                                    encoder), 6)
+    large = take(make_train_dataset(split, dataclasses.replace(CONFIG, shuffle_buffer=10**6),
+                                    encoder), 6)
+    for a, b in zip(small, large):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_caption_ids_are_wide_enough_for_any_alphabet():
+    """An alphabet of 300 characters has ids up to 301: uint8 would wrap them."""
+    alphabet = "".join(chr(0x4E00 + i) for i in range(300))
+    encoder = CaptionEncoder(alphabet=alphabet, length=4)
+    split = Split(captions=((alphabet[-2:], alphabet[:1]),), labels=np.zeros([1], np.int32),
+                  images=np.zeros([1, 8, 8, 3], np.uint8))
+    ids, counts = encode_split_captions(split, encoder)
+    assert ids.dtype == np.uint16 and counts.tolist() == [2]
+    np.testing.assert_array_equal(ids[0], [[300, 301, 0, 0], [2, 0, 0, 0]])
+    assert encode_split_captions(make_split(2), CaptionEncoder(length=4))[0].dtype == np.uint8

@@ -386,17 +386,6 @@ def wait_for_checkpoint(process, run_dir, min_step=1, timeout=240):
     pytest.fail("no checkpoint within the timeout")
 
 
-@pytest.fixture(scope="module")
-def cli_tiny_run(tmp_path_factory):
-    """`python train.py --preset tiny` run once; its folder."""
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
-    result = subprocess.run(train_py("--preset", "tiny", "--out", str(run_dir)), cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    return str(run_dir)
-
-
 def test_train_py_tiny_end_to_end(cli_tiny_run):
     run_dir = pathlib.Path(cli_tiny_run)
     config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))

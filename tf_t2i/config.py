@@ -36,7 +36,8 @@ class DataConfig:
         caption_length: characters per encoded caption (Reed: 201).
         alphabet: the character vocabulary.
         batch_size: examples per step (fixed; the last partial batch is dropped).
-        shuffle_buffer: examples in the shuffle buffer.
+        shuffle_buffer: no longer used: every epoch shuffles the whole training split in
+            memory (tf_t2i.data.pipeline); kept so configurations of earlier runs still read.
         synthetic_images_per_class: images drawn for each synthetic class.
         seed: seed for dataset generation and the pipeline's random choices.
     """
@@ -200,11 +201,22 @@ class Config:
              f"train.interp_type must be one of {INTERPOLATIONS}"),
             (0.0 <= self.train.cls_weight <= 1.0, "train.cls_weight must be in [0, 1]"),
             (self.train.steps > 0 or self.train.epochs > 0, "set train.steps or train.epochs > 0"),
+            *_at_least(self.train, 0, "steps", "epochs", "style_steps", "lr_decay_every_epochs"),
+            *_at_least(self.train, 1, *(f.name for f in dataclasses.fields(self.train)
+                                        if f.name.endswith("_every"))),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message + ".")
         return self
+
+
+def _at_least(section, minimum: int, *names: str) -> list[tuple[bool, str]]:
+    """Checks that `section.<name>` >= minimum, e.g. every cadence (`*_every`) >= 1 step."""
+    label = type(section).__name__.removesuffix("Config").lower()
+    return [(getattr(section, name) >= minimum,
+             f"{label}.{name} must be >= {minimum} (got {getattr(section, name)})")
+            for name in names]
 
 
 def _tiny() -> Config:

@@ -33,12 +33,15 @@ Behaviour shared by every function:
     such caption.
   * An empty caption is allowed: it encodes to all padding, whose embedding is the text encoder's
     output bias (a fixed "no text" embedding; see `TextEncoder`). `check_captions` warns about it.
-  * Noise is stateless Philox normal noise: caption i of a call with seed s gets
-    z = stateless_normal([Z], seed=[s, i]), so the same caption, seed and position always draw
-    the same image, whatever N is and on CPU or GPU alike, and different seeds draw different noise.
+  * Noise is stateless Philox normal noise seeded by the seed and the caption's text: a caption
+    c of a call with seed s gets z = stateless_normal([Z], seed=[s, h(c)]), where h is the 64-bit
+    fingerprint (`tf.strings.to_hash_bucket_fast`) of the lower-cased caption. So the same
+    caption and seed always draw the same image, wherever the caption stands in the list and
+    whatever N is, on CPU or GPU alike; a caption listed twice draws the same image twice;
+    different seeds draw different noise.
   * `interpolate` is GAN-INT at test time: embeddings (1 - t) phi(a) + t phi(b) for
-    t = linspace(0, 1, steps), all with the noise of position 0 for `seed` (so its first and last
-    images are `generate([a], seed)` and `generate([b], seed)`). steps must be >= 1.
+    t = linspace(0, 1, steps), all with caption a's noise for `seed` (so its first image is
+    `generate([a], seed)`; its last is b drawn with a's noise). steps must be >= 1.
   * `style_transfer` (Reed et al. section 4.4): z = S(image), then G(z, phi(caption)). Images of
     any height and width are resized to S x S (bilinear, antialiased; non-square images are
     stretched like in the training pipeline). The input must have 3 channels: callers convert
@@ -133,7 +136,7 @@ class TextToImageExport:
     # The function bodies: TF ops only (no Python control flow on tensors).
 
     def _generate(self, captions, seed):
-        noise = self.noise(seed, tf.shape(captions)[0])
+        noise = self.noise(seed, captions)
         return {"images": self._draw(noise, self._embed(captions)), "noise": noise}
 
     def _generate_from_noise(self, captions, noise):
@@ -147,7 +150,7 @@ class TextToImageExport:
         ends = self._embed(tf.stack([caption_a, caption_b]))
         t = tf.linspace(0.0, 1.0, steps)
         embeddings = (1.0 - t)[:, None] * ends[0][None] + t[:, None] * ends[1][None]
-        noise = tf.tile(self.noise(seed, 1), [steps, 1])
+        noise = tf.tile(self.noise(seed, caption_a[None]), [steps, 1])
         return {"images": self._draw(noise, embeddings), "t": t}
 
     def _embed_text(self, captions):
@@ -173,11 +176,15 @@ class TextToImageExport:
 
     # Building blocks, usable from Python too.
 
-    def noise(self, seed, count):
-        """float32 [count, Z]: row i is stateless Philox N(0, 1) noise of seed [seed, i]."""
+    def noise(self, seed, captions):
+        """float32 [N, Z] for captions string [N]: row i is stateless Philox N(0, 1) noise of
+        seed [seed, fingerprint of lower-cased captions[i]], so it depends on the caption's
+        text and not on its position."""
         seed = tf.cast(seed, tf.int64)
-        rows = tf.range(tf.cast(count, tf.int64))
-        seeds = tf.stack([tf.fill(tf.shape(rows), seed), rows], axis=1)
+        lowered = tf.strings.lower(tf.convert_to_tensor(captions, tf.string), encoding="utf-8")
+        # Fingerprint64 of the text, in [0, 2^63 - 1): a stable function of the bytes alone.
+        texts = tf.strings.to_hash_bucket_fast(lowered, 2**63 - 1)
+        seeds = tf.stack([tf.fill(tf.shape(texts), seed), texts], axis=1)
         return tf.map_fn(
             lambda s: tf.random.stateless_normal([self.z_dim], seed=s, alg="philox"), seeds,
             fn_output_signature=tf.TensorSpec([self.z_dim], tf.float32))

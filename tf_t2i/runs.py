@@ -1,8 +1,10 @@
 """A run folder: its layout, and the training model it describes.
 
 A run folder holds:
-    config.json         the resolved configuration (what `--resume` reads)
-    checkpoints/        the newest checkpoints and `latest.json`
+    config.json         the resolved configuration (what `--resume` reads), plus the
+                        "history" of what each resume changed (tf_t2i.resume)
+    train.lock          the pid of the train.py writing here, while it runs (tf_t2i.run_lock)
+    checkpoints/        the newest two checkpoints and `latest.json` (tf_t2i.checkpoints)
     logs/               TensorBoard scalars and sample grids
     samples/            step-<n>.png sample grids of fixed probe captions and fixed noise
     export/             the SavedModel of the final weights (tf_t2i.export), string inputs
@@ -110,13 +112,13 @@ def load_run(run_dir: str) -> LoadedRun:
     if not os.path.isdir(run_dir):
         raise UserInputError(f"{run_dir} does not exist: pass a run folder written by train.py.")
     config = read_run_config(run_dir)
-    record = RunCheckpoints(run_dir).latest()
-    if record is None:
+    checkpoints = RunCheckpoints(run_dir)
+    if checkpoints.latest() is None:
         raise UserInputError(f"{run_dir} has no checkpoint yet: train longer (checkpoints every "
                              f"{config.train.checkpoint_every} steps) or pass another run.")
     config = with_resolved_precision(config)
     keras.mixed_precision.set_global_policy(config.train.precision)
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=1)
-    gan.load_weights(record["weights"])
+    record = checkpoints.restore(gan)
     return LoadedRun(config, encoder, gan, record)

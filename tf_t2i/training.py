@@ -10,17 +10,20 @@ import os
 import keras
 import numpy as np
 
-from tf_t2i.checkpoints import RunCheckpoints
+from tf_t2i.checkpoints import UNREADABLE_CHECKPOINT, RunCheckpoints, first_line
 from tf_t2i.config import Config
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import DatasetIndex
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
-from tf_t2i.errors import UserInputError
+from tf_t2i.errors import TrainingInterrupted, UserInputError
 from tf_t2i.export import export_saved_model
 from tf_t2i.gan import TextToImageGAN
 from tf_t2i.image_grid import to_uint8
-from tf_t2i.runs import CONFIG_FILE, EXPORT_DIR, LoadedRun, build_gan, with_resolved_precision
+from tf_t2i.resume import (absolute_data_path, check_not_shrinking, check_resume,
+                           continue_stages, history_entry, read_history, write_run_config)
+from tf_t2i.run_lock import RunLock
+from tf_t2i.runs import EXPORT_DIR, LoadedRun, build_gan, read_run_config, with_resolved_precision
 from tf_t2i.stage_loop import StageLoop, describe
 
 PROBE_ROWS = 8
@@ -72,20 +75,30 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
 
     With `resume`, continues from the run folder's latest checkpoint: every weight, optimizer
     slot, the noise generator and the data stream pick up where that checkpoint left them.
+    `config` may differ from the run's only in fields `tf_t2i.resume.safe_field` allows; any
+    other change is refused before anything is written. The run folder is locked
+    (`tf_t2i.run_lock`) while training, so a second process cannot train into it.
     """
-    config = with_resolved_precision(config, announce=True)
+    config = absolute_data_path(with_resolved_precision(config, announce=True))
+    checkpoints = RunCheckpoints(run_dir)
+    changes = {}
+    if resume:
+        if checkpoints.latest() is None:
+            raise UserInputError(f"--resume {run_dir}: no checkpoint there yet; start it again "
+                                 f"without --resume (use --out {run_dir}).")
+        changes = check_resume(run_dir, absolute_data_path(read_run_config(run_dir)), config)
+    with RunLock(run_dir):
+        return _train_in_locked_folder(config, run_dir, checkpoints, resume, changes)
+
+
+def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes) -> dict:
     keras.mixed_precision.set_global_policy(config.train.precision)
     keras.utils.set_random_seed(config.data.seed)
-    checkpoints = RunCheckpoints(run_dir)
-    if not resume and checkpoints.latest() is not None:
-        raise UserInputError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
-                             "it, or another --out.")
-    if resume and checkpoints.latest() is None:
-        raise UserInputError(f"--resume {run_dir}: no checkpoint there yet; start it again "
-                             f"without --resume (use --out {run_dir}).")
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(config.to_json())
+    if not resume:
+        if checkpoints.latest() is not None:
+            raise UserInputError(f"{run_dir} already holds a run: pass --resume {run_dir} to "
+                                 "continue it, or another --out.")
+        write_run_config(run_dir, config, history=[])
 
     dataset = load_dataset(config.data)
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
@@ -94,10 +107,7 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
     record = {"stage": "gan", "step": 0, "style_step": 0}
     if resume:
-        record = checkpoints.restore(gan)
-        gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
-        weights = record.pop("weights")  # The file is the checkpoint's, not the new records'.
-        print(f"resuming from {describe(record)} ({os.path.basename(weights)})")
+        record = _restore(config, run_dir, checkpoints, gan, gan_steps, changes)
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
           f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
     loop = StageLoop(config, run_dir, gan, checkpoints,
@@ -111,7 +121,40 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
         record = loop.run("style", gan.style_step, gan.style_trackers, stream, record,
                           config.train.style_steps)
     export_dir = os.path.join(run_dir, EXPORT_DIR)
-    export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
-                       overwrite=True)
+    try:
+        export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
+                           overwrite=True)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"interrupted during the export; training is complete and checkpointed. Export "
+            f"again with: python train.py --resume {run_dir}") from None
     print(f"exported the SavedModel to {export_dir}")
+    return record
+
+
+def _restore(config, run_dir, checkpoints, gan, gan_steps, changes) -> dict:
+    """Loads the newest readable checkpoint, applies the resumed configuration's safe changes,
+    then (only then) writes config.json with the changes added to its history."""
+    try:
+        record = checkpoints.restore(gan)
+    except UNREADABLE_CHECKPOINT as error:
+        raise UserInputError(
+            f"--resume {run_dir}: no checkpoint there can be read ({first_line(error)}); start the run "
+            f"again with --out {run_dir}.") from None
+    gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
+    weights = record.pop("weights")  # The file is the checkpoint's, not the new records'.
+    check_not_shrinking(run_dir, record, gan_steps, config.train.style_steps)
+    print(f"resuming from {describe(record)} ({os.path.basename(weights)})")
+    record, note = continue_stages(record, gan_steps)
+    if note:
+        print(note)
+    # A constant rate is a variable the checkpoint restored: set it to the configured rate.
+    for optimizer in (gan.encoder_optimizer, gan.d_optimizer, gan.g_optimizer,
+                      gan.style_optimizer):
+        if isinstance(optimizer.learning_rate, keras.Variable):
+            optimizer.learning_rate = config.train.learning_rate
+    history = read_history(run_dir)
+    if changes:
+        history.append(history_entry(describe(record), changes))
+    write_run_config(run_dir, config, history)
     return record

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="run folder (default: runs/<preset>-<n>, a new one).")
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue the run in RUN_DIR from its latest checkpoint, with its "
-                             "config.json (--steps/--epochs may extend it).")
+                             "config.json; only --steps/--epochs, train.style_steps, the "
+                             "train.*_every cadences and train.learning_rate may change.")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved configuration and a dataset summary, then exit.")
     return parser

@@ -1,7 +1,7 @@
 """The tf.data input pipeline: decode once, cache, then augment and pair captions every epoch.
 
-Per image:   decode + resize to `load_size` (parallel) -> cache (uint8)
-Per epoch:   blocks of `shuffle_buffer` images, each permuted by a seed of (seed, epoch, block)
+Once:        decode + resize every image to `load_size` (parallel) into memory (uint8)
+Per epoch:   a permutation of the whole split by a seed of (seed, epoch), gathered from memory
 Per example: random crop to `image_size`, random flip, pick k of the image's captions
 Per batch:   a wrong caption set for every example: the captions of a batch example of another class
 
@@ -23,32 +23,43 @@ from tf_t2i.data.dataset_index import Split
 from tf_t2i.errors import DataError
 
 
+def caption_id_dtype(vocabulary_size: int) -> np.dtype:
+    """The narrowest unsigned integer type holding every id (the cache holds every caption)."""
+    for dtype in (np.uint8, np.uint16):
+        if vocabulary_size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    return np.dtype(np.int32)
+
+
 def encode_split_captions(split: Split, encoder: CaptionEncoder) -> tuple[np.ndarray, np.ndarray]:
     """Encodes every caption of a split once.
 
     Returns:
-        caption_ids: uint8 [N, max_captions, length], zero rows past each image's count.
+        caption_ids: [N, max_captions, length] of `caption_id_dtype` (uint8 for Reed's
+            alphabet), zero rows past each image's count.
         caption_counts: int32 [N] captions per image.
     """
     counts = np.array([len(c) for c in split.captions], dtype=np.int32)
     max_count = int(counts.max()) if len(counts) else 1
     flat = [caption for captions in split.captions for caption in captions]
-    flat_ids = encoder.encode(flat).numpy().astype(np.uint8) if flat else np.zeros(
-        [0, encoder.length], np.uint8)
-    caption_ids = np.zeros([len(counts), max_count, encoder.length], dtype=np.uint8)
+    dtype = caption_id_dtype(encoder.vocabulary_size)
+    flat_ids = encoder.encode(flat).numpy().astype(dtype) if flat else np.zeros(
+        [0, encoder.length], dtype)
+    caption_ids = np.zeros([len(counts), max_count, encoder.length], dtype=dtype)
     rows = np.repeat(np.arange(len(counts)), counts)
     cols = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
     caption_ids[rows, cols] = flat_ids
     return caption_ids, counts
 
 
-def _decoded_images(split: Split, load_size: int, order: np.ndarray) -> tf.data.Dataset:
-    """uint8 [load_size, load_size, 3] per image, in `order`, decoded and resized in parallel."""
+def _decoded_images(split: Split, load_size: int) -> tf.data.Dataset:
+    """uint8 [load_size, load_size, 3] per image, in split order, decoded and resized in
+    parallel."""
     if split.images is not None:
-        source = tf.data.Dataset.from_tensor_slices(split.images[order])
+        source = tf.data.Dataset.from_tensor_slices(split.images)
         read = tf.identity
     else:
-        source = tf.data.Dataset.from_tensor_slices([split.image_paths[i] for i in order])
+        source = tf.data.Dataset.from_tensor_slices(list(split.image_paths))
 
         def read(path):
             # The scanners verified every file, so a decode failure here is not expected.
@@ -61,21 +72,32 @@ def _decoded_images(split: Split, load_size: int, order: np.ndarray) -> tf.data.
     return source.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _per_image(split: Split, config: DataConfig, encoder: CaptionEncoder,
-               order: np.ndarray | None = None) -> tf.data.Dataset:
-    """(image uint8 [L, L, 3], caption ids uint8 [C, T], caption count, label) per image.
-
-    Args:
-        order: the order of the images (default: the split's).
-    """
-    order = np.arange(len(split)) if order is None else order
+def _per_image(split: Split, config: DataConfig, encoder: CaptionEncoder) -> tf.data.Dataset:
+    """(image uint8 [L, L, 3], caption ids [C, T], caption count, label) per image."""
     caption_ids, caption_counts = encode_split_captions(split, encoder)
     return tf.data.Dataset.zip((
-        _decoded_images(split, config.load_size, order),
-        tf.data.Dataset.from_tensor_slices(caption_ids[order]),
-        tf.data.Dataset.from_tensor_slices(caption_counts[order]),
-        tf.data.Dataset.from_tensor_slices(split.labels[order].astype(np.int32)),
+        _decoded_images(split, config.load_size),
+        tf.data.Dataset.from_tensor_slices(caption_ids),
+        tf.data.Dataset.from_tensor_slices(caption_counts),
+        tf.data.Dataset.from_tensor_slices(split.labels.astype(np.int32)),
     ))
+
+
+def _cached_split(split: Split, config: DataConfig, encoder: CaptionEncoder):
+    """The split decoded once into memory: (images uint8 [N, L, L, 3], caption ids [N, C, T],
+    caption counts int32 [N], labels int32 [N]) as tensors an epoch's indices gather from.
+
+    The memory is the decoded split's, whatever `data.shuffle_buffer` says.
+    """
+    load_size = config.load_size
+    images = np.empty([len(split), load_size, load_size, 3], np.uint8)
+    filled = 0
+    for chunk in _decoded_images(split, load_size).batch(256):
+        images[filled:filled + len(chunk)] = chunk.numpy()
+        filled += len(chunk)
+    caption_ids, caption_counts = encode_split_captions(split, encoder)
+    return (tf.constant(images), tf.constant(caption_ids), tf.constant(caption_counts),
+            tf.constant(split.labels.astype(np.int32)))
 
 
 def _pick_captions(caption_ids, count, k, seed):
@@ -139,30 +161,24 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
     if num_images < config.batch_size:
         raise DataError(f"the training split has {num_images} images, fewer than "
                         f"data.batch_size={config.batch_size}: lower the batch size.")
-    # Files are often grouped by class; a seeded permutation before caching makes every block
-    # of the shuffle below a random sample of the dataset.
-    order = np.random.default_rng(config.seed).permutation(num_images)
-    per_image = _per_image(split, config, encoder, order).cache()
+    images, caption_ids, caption_counts, labels = _cached_split(split, config, encoder)
 
     start_example = start_step * config.batch_size
     start_epoch, skip_in_epoch = divmod(start_example, num_images)
     seed = tf.constant(config.seed, tf.int64)
-    block_size = min(config.shuffle_buffer, num_images)
 
-    def epoch_stream(epoch):
-        """The epoch's examples: blocks of `block_size` in cache order, each permuted by a
-        stateless seed of (seed, epoch, block), so no TF global seed or op state is involved."""
-        def permute(block_index, block):
-            keys = tf.random.stateless_uniform(
-                tf.shape(block[3]), seed=tf.stack([seed, epoch * 1_000_003 + block_index]))
-            permutation = tf.argsort(keys)
-            return tf.data.Dataset.from_tensor_slices(
-                tuple(tf.gather(part, permutation) for part in block))
+    def epoch_order(epoch):
+        """The epoch's image indices: a permutation of the whole split by a stateless seed of
+        (seed, epoch), so no TF global seed or op state is involved."""
+        keys = tf.random.stateless_uniform([num_images], seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
 
-        return per_image.batch(block_size).enumerate().flat_map(permute)
+    def lookup(index):
+        return (tf.gather(images, index), tf.gather(caption_ids, index),
+                tf.gather(caption_counts, index), tf.gather(labels, index))
 
-    stream = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_stream)
-    stream = stream.skip(skip_in_epoch).enumerate(start=start_example)
+    stream = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_order)
+    stream = stream.skip(skip_in_epoch).map(lookup).enumerate(start=start_example)
 
     size, k = config.image_size, config.captions_per_image
 

@@ -83,14 +83,15 @@ class ModelSource:
         self.description = description
 
     def generate(self, captions: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 images [N, S, S, 3], noise [N, Z]); caption i gets the noise of (seed, i)."""
+        """(uint8 images [N, S, S, 3], noise [N, Z]); a caption gets the noise of (seed, caption
+        text), wherever it stands in the list."""
         import tensorflow as tf
         out = self.functions.generate(captions=_strings(captions),
                                       seed=tf.constant(seed, tf.int64))
         return out["images"].numpy(), out["noise"].numpy()
 
     def noise(self, seed: int) -> np.ndarray:
-        """float32 [Z]: the noise `generate([caption], seed)` draws, whatever the caption."""
+        """float32 [Z]: a noise vector of `seed` (the one `generate([""], seed)` draws)."""
         return self.generate([""], seed)[1][0]
 
     def generate_from_noise(self, captions: list[str], noise: np.ndarray) -> np.ndarray:
@@ -102,7 +103,7 @@ class ModelSource:
 
     def interpolate(self, caption_a: str, caption_b: str, steps: int,
                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 [steps, S, S, 3], t [steps]): phi(a) to phi(b) with the noise of (seed, 0)."""
+        """(uint8 [steps, S, S, 3], t [steps]): phi(a) to phi(b) with the noise of (seed, a)."""
         import tensorflow as tf
         out = self.functions.interpolate(
             caption_a=tf.constant(caption_a, tf.string),
