@@ -123,3 +123,6 @@ def test_a_stale_lock_is_taken_over_with_a_warning_and_released(tmp_path, capsys
     assert not (tmp_path / LOCK_FILE).exists()
     with RunLock(str(tmp_path / "new")):  # Creates the folder.
         assert json.loads((tmp_path / "new" / LOCK_FILE).read_text()) == os.getpid()
+    (tmp_path / LOCK_FILE).write_text("")  # Killed between creating and writing it.
+    with RunLock(str(tmp_path)):
+        assert "without a pid" in capsys.readouterr().err

@@ -37,8 +37,9 @@ class RunLock:
                 raise RunInUse(
                     f"{self.run_dir} is in use by another train.py (pid {owner}, lock file "
                     f"{self.path}): wait for it to finish or stop it, or pass another --out.")
-            print(f"warning: taking over the stale lock {self.path} of pid {owner}, which no "
-                  "longer runs.", file=sys.stderr)
+            whose = (f"of pid {owner}, which no longer runs" if owner is not None else
+                     "without a pid (its owner was killed while creating it)")
+            print(f"warning: taking over the stale lock {self.path} {whose}.", file=sys.stderr)
             try:
                 os.remove(self.path)
             except FileNotFoundError:
