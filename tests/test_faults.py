@@ -345,9 +345,12 @@ def test_ctrl_c_during_the_export_then_resume_exports(tmp_path, cli_tiny_run):
 
 @pytest.fixture
 def finished_run(tmp_path):
-    """A run folder with config.json and a checkpoint record (resume refusals never load it)."""
+    """A run folder with config.json and a checkpoint record (resume refusals never load it).
+
+    Its precision is float32, as a run records `auto` on a CPU without native bfloat16.
+    """
     run_dir = str(tmp_path / "run")
-    write_run_config(run_dir, TINY, history=[])
+    write_run_config(run_dir, tiny(precision="float32"), history=[])
 
     class Weights:
         def save_weights(self, path):
