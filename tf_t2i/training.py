@@ -20,6 +20,8 @@ from tf_t2i.data.dataset_index import DatasetIndex
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.errors import UserInputError
+from tf_t2i.evaluation.curves import write_training_curves
+from tf_t2i.evaluation.training_evaluator import TrainingEvaluator
 from tf_t2i.export import export_saved_model
 from tf_t2i.gan import TextToImageGAN
 from tf_t2i.image_grid import image_grid, to_uint8
@@ -110,7 +112,8 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
           f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
     loop = _StageLoop(config, run_dir, gan, checkpoints,
-                      Probes.of(dataset, encoder, gan.z_dim, config.data.seed))
+                      Probes.of(dataset, encoder, gan.z_dim, config.data.seed),
+                      TrainingEvaluator.of(run_dir, config, dataset, encoder))
     if record["step"] < gan_steps:
         stream = make_train_dataset(dataset.train, config.data, encoder, start_step=record["step"])
         record = loop.run("gan", gan.train_step, gan.trackers, stream, record, gan_steps)
@@ -123,6 +126,7 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
                        overwrite=True)
     print(f"exported the SavedModel to {export_dir}")
+    write_training_curves(run_dir)
     return record
 
 
@@ -133,13 +137,14 @@ class _StageLoop:
     stores besides the weights.
     """
 
-    def __init__(self, config, run_dir, gan, checkpoints, probes):
+    def __init__(self, config, run_dir, gan, checkpoints, probes, evaluator=None):
         self.train_cfg = config.train
         self.batch_size = config.data.batch_size
         self.run_dir = run_dir
         self.gan = gan
         self.checkpoints = checkpoints
         self.probes = probes
+        self.evaluator = evaluator  # a TrainingEvaluator, or None (train.eval_every = 0)
         self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
 
     def run(self, stage, step_fn, trackers, stream, record, total_steps) -> dict:
@@ -197,6 +202,8 @@ class _StageLoop:
                 tracker.reset_state()
         if stage == "gan" and (step % cfg.sample_every == 0 or last):
             self._write_samples(step)
+        if self.evaluator is not None and self.evaluator.due(stage, step, last):
+            self.evaluator.evaluate(self.gan, record, self.writer)
         if step % cfg.checkpoint_every == 0 or last:
             self.checkpoints.save(self.gan, record)
 
