@@ -29,9 +29,10 @@ def _train(path, data_format, data_path, **train_fields):
     config = _config(data_format, data_path)
     config = dataclasses.replace(
         config, train=dataclasses.replace(config.train, steps=2, style_steps=1, **train_fields))
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         run_training(config, str(path))
-    return str(path)
+    return str(path), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,13 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reed(work):
-    """(dataset folder, run folder trained with metrics every 2 steps, best by diversity)."""
+    """(dataset folder, run folder trained with metrics every 2 steps, best by diversity, its
+    stderr)."""
     data = work / "reed"
     make_reed_dataset(str(data), "flat")
-    run = _train(work / "reed-run", "reed", data, eval_every=2, eval_images=6,
-                 best_metric="diversity", diversity_warning=1.0)
-    return str(data), run
+    run, err = _train(work / "reed-run", "reed", data, eval_every=2, eval_images=6,
+                      best_metric="diversity", diversity_warning=1.0)
+    return str(data), run, err
 
 
 def _config(data_format, data_path):
@@ -81,7 +83,7 @@ def _check_entry(entry, num_images, seed=0, split="test"):
 
 
 def test_metrics_of_a_reed_run_with_an_evaluator(reed, evaluator, work):
-    data, run = reed
+    data, run, _ = reed
     out_file = work / "reed.json"
     code, out, err = evaluate("metrics", "--model", run, "--data", data, "--format", "reed",
                               "--evaluator", evaluator, "--out", out_file)
@@ -124,14 +126,21 @@ def test_metrics_of_a_jsonl_run(jsonl, work):
 
 @pytest.mark.slow
 def test_metrics_of_a_trained_jsonl_run_and_of_its_export(jsonl, work):
-    run = _train(work / "jsonl-trained", "jsonl", jsonl[0])
+    run, _ = _train(work / "jsonl-trained", "jsonl", jsonl[0])
     values = [_diversity_only(model, work / f"jsonl-{k}.json")
               for k, model in enumerate((run, os.path.join(run, "export")))]
     assert values[1] == pytest.approx(values[0], abs=2 / 255)
 
 
 def test_training_writes_metrics_the_best_checkpoint_and_curves(reed, work):
-    _, run = reed
+    _, run, err = reed
+    # The notes of metrics without their needs, then (train.diversity_warning=1: a generated
+    # set is never as varied as real images) one collapse warning, in the GAN stage only.
+    assert len(notes(err)) == 7
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: GAN step 2: images of one "
+                                                         "caption differ by ")
+    assert warnings[0].endswith("(mode collapse); try train.mode_seeking_weight=1.")
     with open(os.path.join(run, "metrics.jsonl"), encoding="utf-8") as f:
         lines = [json.loads(line) for line in f]
     # Every 2 GAN steps (step 2 is also the GAN stage's end) and at the end of the style stage.

@@ -41,6 +41,7 @@ class InceptionFeatures:
         import keras
         self.weights_path = weights_path
         self.input_size = int(input_size)
+        self._features = None
         errors = []
         for include_top in (True, False):
             # Any input of >= 75 px pools to the 2048 features the classifier reads.
@@ -64,16 +65,24 @@ class InceptionFeatures:
         """(pool features float64 [N, 2048], class probabilities [N, 1000] or None) of uint8
         images [N, H, W, 3]."""
         import tensorflow as tf
-        from keras.applications.inception_v3 import preprocess_input
+        if self._features is None:
+            from keras.applications.inception_v3 import preprocess_input
+
+            def features(batch):
+                batch = tf.image.resize(tf.cast(batch, tf.float32),
+                                        [self.input_size, self.input_size], method="bilinear")
+                outputs = self.network(preprocess_input(batch), training=False)
+                return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
+
+            # A traced graph: about 3x faster than calling the Keras model eagerly on a CPU.
+            self._features = tf.function(features, autograph=False, input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8)])
         pools, probabilities = [], []
         for start in range(0, len(images), _BATCH):
-            batch = tf.image.resize(tf.cast(images[start:start + _BATCH], tf.float32),
-                                    [self.input_size, self.input_size], method="bilinear")
-            outputs = self.network(preprocess_input(batch), training=False)
-            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            outputs = self._features(tf.constant(np.asarray(images[start:start + _BATCH],
+                                                            np.uint8)))
             pools.append(np.asarray(outputs[0], np.float64))
             if self.has_classifier:
                 probabilities.append(np.asarray(outputs[1], np.float64))
         return (np.concatenate(pools),
                 np.concatenate(probabilities) if self.has_classifier else None)
-

@@ -133,14 +133,20 @@ class TrainingEvaluator:
         return values
 
     def _warn_on_collapse(self, results: dict, record: dict) -> None:
+        """A warning when G's images of one caption vary much less than real ones (only in the
+        GAN stage: the style stage does not change G)."""
         entry = results.get("diversity_pixel_l1")
-        threshold = self.config.train.diversity_warning
-        if entry and math.isfinite(entry["ratio"]) and entry["ratio"] < threshold:
-            self.log(f"warning: {record['stage']} step {record[_counter(record)]}: images of one "
-                     f"caption differ by {entry['value']:.4f} under different noise, "
-                     f"{entry['ratio']:.2f} x real images of one class ({entry['real']:.4f}), "
-                     f"below train.diversity_warning={threshold}: the generator may be "
-                     "collapsing (mode collapse); try train.mode_seeking_weight > 0.")
+        train = self.config.train
+        if record["stage"] != "gan" or not entry or not math.isfinite(entry["ratio"]) \
+                or entry["ratio"] >= train.diversity_warning:
+            return
+        advice = ("raise train.mode_seeking_weight" if train.mode_seeking_weight > 0
+                  else "try train.mode_seeking_weight=1")
+        self.log(f"warning: GAN step {record['step']}: images of one caption differ by "
+                 f"{entry['value']:.4f} under different noise, {entry['ratio']:.2f} x real "
+                 f"images of one class ({entry['real']:.4f}), below "
+                 f"train.diversity_warning={train.diversity_warning}: the generator may be "
+                 f"collapsing (mode collapse); {advice}.")
 
     def _keep_best(self, gan, results: dict, record: dict) -> None:
         value, higher = primary_value(self.best_metric, results)
@@ -188,10 +194,6 @@ def scalars(results: dict) -> dict:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-
-
-def _counter(record: dict) -> str:
-    return "step" if record["stage"] == "gan" else "style_step"
 
 
 def _read_json(path: str) -> dict | None:
