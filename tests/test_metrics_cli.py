@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 
 import pytest
 from PIL import Image
@@ -204,3 +205,33 @@ def test_bad_metrics_input_is_one_error_line(jsonl, work, argv, fragments):
 def test_plot_refuses_a_folder_without_logs(jsonl, work):
     code, _, err = evaluate("plot", "--model", jsonl[1], "--out", work / "p.png")
     assert code == 2 and err.count("\n") == 1 and "has no training logs" in err
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.eval_every=-1", "train.eval_every must be >= 0"),
+    ("train.eval_images=1", "train.eval_images must be >= 2"),
+    ("train.diversity_warning=2", "train.diversity_warning must be in [0, 1]"),
+])
+def test_metric_settings_are_validated(override, message):
+    from tf_t2i.config import apply_overrides
+    with pytest.raises(ValueError, match=re.escape(message)):
+        apply_overrides(get_preset("tiny"), [override]).validate()
+
+
+def test_training_metric_names_are_checked_before_training(tmp_path):
+    from tf_t2i.config import apply_overrides
+    from tf_t2i.data.caption_encoder import CaptionEncoder
+    from tf_t2i.data.synthetic import load_synthetic
+    from tf_t2i.errors import UserInputError
+    from tf_t2i.evaluation.training_evaluator import TrainingEvaluator
+    dataset = load_synthetic(image_size=32, images_per_class=2)
+    encoder = CaptionEncoder()
+    for overrides, message in (
+            (["train.eval_metrics=diversity,fid"], "unknown metric 'fid'"),
+            (["train.best_metric=fid"], "train.best_metric=fid is not a metric"),
+            (["train.evaluator=" + str(tmp_path)], f"train.evaluator {tmp_path} has no "
+                                                   "evaluator.json")):
+        config = apply_overrides(get_preset("tiny"), ["train.eval_every=2"] + overrides)
+        with pytest.raises(UserInputError, match=re.escape(message)):
+            TrainingEvaluator.of(str(tmp_path), config, dataset, encoder)
+    assert TrainingEvaluator.of(str(tmp_path), get_preset("tiny"), dataset, encoder) is None
