@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_t2i.cli.evaluate import main
+from tests.fixtures import run_evaluate as evaluate
 from tf_t2i.config import get_preset
 from tf_t2i.evaluation import model_source
 from tf_t2i.evaluation.figures import fit_label, lerp, slerp
@@ -40,15 +40,6 @@ CAPTIONS = ["a small red bird with a short beak", "a yellow flower", LONG.strip(
             "ünïcödé bird"]
 # image_grid's layout: 2 px padding, 260 px row-label column, 14 px column-label band.
 PAD, LABELS, TOP = 2, 260, 14
-
-
-def evaluate(*argv):
-    """(exit code, stdout, stderr) of `evaluate.py argv` run in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(a) for a in argv])
-    return exit_info.value.code, out.getvalue(), err.getvalue()
 
 
 def ok(*argv):

@@ -391,7 +391,8 @@ def test_unsafe_resume_is_one_line_and_writes_nothing(finished_run, capsys, flag
     assert captured.err.splitlines() == [
         f"error: --resume {finished_run} cannot change {field} from {old} to {new}: the "
         f"checkpoint was trained with {old}. Resume may change only the steps, epochs, "
-        "cadences (*_every) and train.learning_rate; start a new run (--out) for other changes."]
+        "cadences (*_every), train.learning_rate and settings that leave the weights alone "
+        "(see train.py --help); start a new run (--out) for other changes."]
     assert folder_bytes(finished_run) == before  # config.json byte for byte, no lock file.
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from tests.fixtures import write_untrained_run
 from tf_t2i.config import Config, DataConfig, get_preset
 from tf_t2i.data import synthetic
 from tf_t2i.data.caption_encoder import CaptionEncoder
@@ -172,21 +173,10 @@ def test_a_generator_that_ignores_the_caption_scores_chance():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """(run folder, its LoadedRun): config.json and a checkpoint as train.py leaves them, with
-    untrained weights (run_training's first traced step alone takes longer than this file should).
-    """
-    from tf_t2i.checkpoints import RunCheckpoints
-    from tf_t2i.runs import build_gan
-
-    config = get_preset("tiny")
-    path = tmp_path_factory.mktemp("fidelity") / "run"
-    path.mkdir()
-    (path / "config.json").write_text(config.to_json())
-    encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
-    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=1)
-    record = {"stage": "gan", "step": 0, "style_step": 0, "noise_state": [0, 0]}
-    RunCheckpoints(str(path)).save(gan, record)
-    return str(path), LoadedRun(config, encoder, gan, record)
+    """(run folder, its LoadedRun) with untrained weights (run_training's first traced step alone
+    takes longer than this file should)."""
+    return write_untrained_run(str(tmp_path_factory.mktemp("fidelity") / "run"),
+                               get_preset("tiny"))
 
 
 def test_attribute_accuracy_on_a_run_folder(tiny_run):

@@ -17,7 +17,7 @@ from tf_t2i.errors import UserInputError
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
 _WEIGHTS = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
-_PARTIAL = re.compile(r"^ckpt-\d+\.partial(-[0-9a-f]+)?\.weights\.h5$")
+_PARTIAL = re.compile(r"^(ckpt-\d+|best)\.partial(-[0-9a-f]+)?\.weights\.h5$")
 # What a weights file that cannot be read raises: h5py's OSError for a truncated or garbled
 # file, Keras's ValueError/KeyError for missing or misshapen entries.
 UNREADABLE_CHECKPOINT = (OSError, ValueError, KeyError, RuntimeError)

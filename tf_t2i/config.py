@@ -127,6 +127,17 @@ class TrainConfig:
         sample_every: steps between sample grids.
         checkpoint_every: steps between checkpoints.
         log_every: steps between TensorBoard scalar writes.
+        eval_every: GAN steps between quality metrics on a fixed test sample (also at the end of
+            each stage; tf_t2i.evaluation.training_evaluator); 0 = off.
+        eval_metrics: comma-separated metric names (tf_t2i.evaluation.quality_metrics) or "all";
+            metrics whose needs are missing are skipped with one line.
+        eval_images: size of the fixed test sample the metrics use.
+        evaluator: folder of an evaluator (`evaluate.py train-evaluator`) for R-precision and
+            domain FID during training; "" = none.
+        best_metric: keep the best weights by this metric as checkpoints/best.weights.h5
+            (e.g. "attribute_accuracy", "fid_domain"); "" = none.
+        diversity_warning: warn when generated images of one caption vary less than this
+            fraction of real images of one class (mode collapse).
     """
 
     learning_rate: float = 2e-4
@@ -149,6 +160,12 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     log_every: int = 50
+    eval_every: int = 0
+    eval_metrics: str = "all"
+    eval_images: int = 500
+    evaluator: str = ""
+    best_metric: str = ""
+    diversity_warning: float = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,8 +219,12 @@ class Config:
             (0.0 <= self.train.cls_weight <= 1.0, "train.cls_weight must be in [0, 1]"),
             (self.train.steps > 0 or self.train.epochs > 0, "set train.steps or train.epochs > 0"),
             *_at_least(self.train, 0, "steps", "epochs", "style_steps", "lr_decay_every_epochs"),
+            # Cadences; eval_every 0 means no metrics during training.
             *_at_least(self.train, 1, *(f.name for f in dataclasses.fields(self.train)
-                                        if f.name.endswith("_every"))),
+                                        if f.name.endswith("_every") and f.name != "eval_every")),
+            (self.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = no metrics)"),
+            (self.train.eval_images >= 2, "train.eval_images must be >= 2"),
+            (0.0 <= self.train.diversity_warning <= 1.0, "train.diversity_warning must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -248,7 +269,8 @@ def _default() -> Config:
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
                           image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128)),
         train=TrainConfig(steps=2000, style_steps=300, sample_every=250, checkpoint_every=250,
-                          lr_decay_every_epochs=0, mode_seeking_weight=1.0),
+                          lr_decay_every_epochs=0, mode_seeking_weight=1.0, eval_every=500,
+                          best_metric="attribute_accuracy"),
     )
 
 

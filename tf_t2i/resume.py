@@ -20,8 +20,11 @@ from tf_t2i.runs import CONFIG_FILE
 # Fields a resumed run may change. Every train.*_every cadence is safe too (see `safe_field`).
 # How many steps run per compiled call and on how many devices leave the results as they are:
 # a run may continue on another machine or cluster.
+# What is measured during training (train.eval_*, the best-checkpoint metric) changes no weight.
 SAFE_FIELDS = ("train.steps", "train.epochs", "train.style_steps", "train.learning_rate",
-               "train.steps_per_execution", "train.strategy")
+               "train.steps_per_execution", "train.strategy", "train.eval_metrics",
+               "train.eval_images", "train.evaluator", "train.best_metric",
+               "train.diversity_warning")
 HISTORY_KEY = "history"
 
 
@@ -57,8 +60,9 @@ def check_resume(run_dir: str, saved: Config, requested: Config) -> dict[str, tu
             raise UnsafeResume(
                 f"--resume {run_dir} cannot change {field} from {old!r} to {new!r}: the "
                 f"checkpoint was trained with {old!r}. Resume may change only the steps, "
-                f"epochs, cadences (*_every) and train.learning_rate; start a new run (--out) "
-                f"for other changes.")
+                f"epochs, cadences (*_every), train.learning_rate and settings that leave the "
+                f"weights alone (see train.py --help); start a new run (--out) for other "
+                f"changes.")
     return changes
 
 

@@ -39,16 +39,20 @@ class StageLoop:
         gan: the `TextToImageGAN` (its weights are checkpointed).
         checkpoints: the run's `RunCheckpoints`, or None on a worker that does not save.
         probes: fixed captions and noise for sample grids (`training.Probes`), or None.
+        evaluator: a `TrainingEvaluator` scoring the model every `train.eval_every` steps, or
+            None (metrics off).
         strategy: the `tf.distribute.Strategy` the models were built under.
     """
 
-    def __init__(self, config, run_dir, gan, checkpoints, probes, strategy=None):
+    def __init__(self, config, run_dir, gan, checkpoints, probes, evaluator=None,
+                 strategy=None):
         self.train_cfg = config.train
         self.batch_size = config.data.batch_size
         self.run_dir = run_dir
         self.gan = gan
         self.checkpoints = checkpoints
         self.probes = probes
+        self.evaluator = evaluator
         self.strategy = strategy or tf.distribute.get_strategy()
         self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
 
@@ -98,19 +102,20 @@ class StageLoop:
 
     def _steps_until_event(self, stage, step, total_steps) -> int:
         """Steps to run in the next call: up to steps_per_execution, never past an event."""
-        cfg = self.train_cfg
-        cadences = [cfg.log_every, cfg.checkpoint_every]
-        if stage == "gan" and self.probes is not None:
-            cadences.append(cfg.sample_every)
-        next_event = min([total_steps] + [(step // c + 1) * c for c in cadences])
-        return min(cfg.steps_per_execution, next_event - step)
+        next_event = min([total_steps] + [(step // c + 1) * c for c in self._cadences(stage)])
+        return min(self.train_cfg.steps_per_execution, next_event - step)
 
     def _is_event(self, stage, step, total_steps) -> bool:
+        return step == total_steps or any(step % c == 0 for c in self._cadences(stage))
+
+    def _cadences(self, stage) -> list[int]:
         cfg = self.train_cfg
         cadences = [cfg.log_every, cfg.checkpoint_every]
         if stage == "gan" and self.probes is not None:
             cadences.append(cfg.sample_every)
-        return step == total_steps or any(step % c == 0 for c in cadences)
+        if stage == "gan" and self.evaluator is not None:
+            cadences.append(cfg.eval_every)
+        return cadences
 
     def _log(self, stage, step, trackers) -> dict:
         """Reads the trackers' means since the last log, writes them to TensorBoard, resets."""
@@ -126,8 +131,12 @@ class StageLoop:
         cfg = self.train_cfg
         if stage == "gan" and self.probes is not None and (step % cfg.sample_every == 0 or last):
             self._write_samples(step)
-        if step % cfg.checkpoint_every == 0 or last:
+        evaluate = self.evaluator is not None and self.evaluator.due(stage, step, last)
+        if evaluate or step % cfg.checkpoint_every == 0 or last:
             record = self._record(record, stage, step)
+        if evaluate:
+            self.evaluator.evaluate(self.gan, record, self.writer)
+        if step % cfg.checkpoint_every == 0 or last:
             self._save(record)
         return record
 

@@ -17,6 +17,8 @@ from tf_t2i.data.dataset_index import DatasetIndex
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.errors import TrainingInterrupted, UserInputError
+from tf_t2i.evaluation.curves import write_training_curves
+from tf_t2i.evaluation.training_evaluator import TrainingEvaluator
 from tf_t2i.export import export_saved_model
 from tf_t2i.gan import TextToImageGAN
 from tf_t2i.image_grid import to_uint8
@@ -111,7 +113,8 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes) -> di
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
           f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
     loop = StageLoop(config, run_dir, gan, checkpoints,
-                     Probes.of(dataset, encoder, gan.z_dim, config.data.seed))
+                     Probes.of(dataset, encoder, gan.z_dim, config.data.seed),
+                     TrainingEvaluator.of(run_dir, config, dataset, encoder))
     if record["step"] < gan_steps:
         stream = make_train_dataset(dataset.train, config.data, encoder, start_step=record["step"])
         record = loop.run("gan", gan.train_step, gan.trackers, stream, record, gan_steps)
@@ -129,6 +132,7 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes) -> di
             f"interrupted during the export; training is complete and checkpointed. Export "
             f"again with: python train.py --resume {run_dir}") from None
     print(f"exported the SavedModel to {export_dir}")
+    write_training_curves(run_dir)
     return record
 
 

@@ -1,4 +1,4 @@
-"""`evaluate.py` / `tf-t2i-evaluate`: draw with a trained model, and export it.
+"""`evaluate.py` / `tf-t2i-evaluate`: draw with a trained model, export it, measure it.
 
 Subcommands (each takes `--model PATH`: a run folder written by train.py, whose latest checkpoint
 is used, or an export folder written by `evaluate.py export`; see
@@ -9,6 +9,9 @@ tf_t2i/evaluation/model_source.py):
   style-transfer  Reed et al. figure 6: source images by rows, one column per caption
   edit            one image redrawn with another caption (its style, the caption's content)
   export          write a run's latest checkpoint as a SavedModel
+  metrics         quality metrics on a dataset split, as JSON (tf_t2i/cli/quality.py)
+  train-evaluator train the text/image judge that R-precision and domain FID use
+  plot            a run's training curves and metrics against the step (a PNG)
 
 Input is checked before TensorFlow starts wherever possible; bad input is one line
 `error: ...` on stderr and exit code 2. Caption problems are warnings (`warning: ...` on stderr)
@@ -28,6 +31,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from tf_t2i.cli import quality
 from tf_t2i.cli.errors import run_cli
 from tf_t2i.errors import UserInputError
 from tf_t2i.evaluation import inputs, model_source
@@ -75,8 +79,8 @@ S x S image; with --side-by-side it is [source resized to S x S | edited] (2S x 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evaluate.py",
-        description="Draw images with a trained GAN-INT-CLS model (a run folder or an export) "
-                    "and export runs as SavedModels.",
+        description="Draw images with a trained GAN-INT-CLS model (a run folder or an export), "
+                    "export runs as SavedModels, and measure and plot their quality.",
         epilog="Run `evaluate.py <command> --help` for a command's options and output layout.")
     commands = parser.add_subparsers(dest="command", metavar="command", required=True)
 
@@ -158,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true",
                         help="replace an existing export folder.")
     export.set_defaults(run=_export)
+    quality.add_commands(add, model)
     return parser
 
 

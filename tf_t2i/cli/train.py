@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue the run in RUN_DIR from its latest checkpoint, with its "
                              "config.json; only --steps/--epochs, train.style_steps, the "
-                             "train.*_every cadences and train.learning_rate may change.")
+                             "train.*_every cadences, train.learning_rate and settings that "
+                             "leave the weights alone (--strategy, train.steps_per_execution, "
+                             "train.eval_*) may change.")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved configuration and a dataset summary, then exit.")
     return parser

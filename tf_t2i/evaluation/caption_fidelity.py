@@ -25,7 +25,7 @@ from tf_t2i.data.synthetic import load_synthetic
 from tf_t2i.errors import UserInputError
 from tf_t2i.image_grid import to_uint8
 from tf_t2i.evaluation.synthetic_attributes import NUM_VALUES, READ_ATTRIBUTES, read_attributes
-from tf_t2i.runs import load_run
+from tf_t2i.runs import LoadedRun, load_run
 
 #: Keys of `attribute_accuracy(...)["attributes"]`: the four read attributes, then "colour_pair"
 #: (petal and centre colour both right, on captions that mention both).
@@ -34,18 +34,22 @@ _SPLITS = ("train", "test")
 _BATCH = 256
 
 
-def attribute_accuracy(loaded_run, split: str = "test", images_per_caption: int = 4,
-                       max_captions: int = 512, seed: int = 0) -> dict:
+def attribute_accuracy(model, split: str = "test", images_per_caption: int = 4,
+                       max_captions: int = 512, seed: int = 0, dataset=None) -> dict:
     """Per-attribute accuracy of images drawn for captions of a split of the synthetic dataset.
 
     Args:
-        loaded_run: a `tf_t2i.runs.LoadedRun` (from `load_run`) of a run trained on the
-            built-in synthetic dataset, or the path of such a run folder.
+        model: a `tf_t2i.runs.LoadedRun` (from `load_run`) of a run trained on the built-in
+            synthetic dataset, or the path of such a run folder; or any model with
+            `generate_from_noise(captions, noise) -> uint8 images` and `z_dim` (a
+            `tf_t2i.evaluation.model_source.ModelSource`), with `dataset`.
         split: "train" (seen classes) or "test" (unseen attribute combinations).
         images_per_caption: images drawn per caption, each with its own noise vector.
         max_captions: captions scored, drawn without replacement from all (image, caption) pairs
             of the split (all of them if there are fewer).
         seed: seeds the choice of captions and the noise; the same seed gives the same numbers.
+        dataset: the synthetic `DatasetIndex` the model was trained on (only for a model that is
+            not a run; a run's is drawn again from its configuration).
 
     Returns:
         {"split", "num_captions", "images_per_caption", "image_size", "attributes": {name: {
@@ -64,19 +68,19 @@ def attribute_accuracy(loaded_run, split: str = "test", images_per_caption: int 
     Raises:
         UserInputError: for a run not trained on the synthetic dataset, or bad arguments.
     """
-    if isinstance(loaded_run, str):
-        loaded_run = load_run(loaded_run)
+    if isinstance(model, str):
+        model = load_run(model)
     if split not in _SPLITS:
         raise UserInputError(f"split must be one of {_SPLITS}, got '{split}'.")
     if images_per_caption < 1 or max_captions < 1:
         raise UserInputError("images_per_caption and max_captions must be >= 1.")
-    data_cfg = loaded_run.config.data
-    if data_cfg.format != "synthetic":
-        raise UserInputError(f"caption fidelity needs a run trained on the built-in synthetic "
-                             f"dataset; this run used data.format={data_cfg.format}.")
-    dataset = load_synthetic(image_size=data_cfg.image_size,
-                             images_per_class=data_cfg.synthetic_images_per_class,
-                             seed=data_cfg.seed)
+    if isinstance(model, LoadedRun):
+        dataset, z_dim, draw = _run_parts(model)
+    else:
+        if dataset is None or dataset.attribute_names[:len(READ_ATTRIBUTES)] != READ_ATTRIBUTES:
+            raise UserInputError("attribute accuracy needs the built-in synthetic dataset "
+                                 "(--format synthetic).")
+        z_dim, draw = model.z_dim, model.generate_from_noise
     part = getattr(dataset, split)
 
     rng = np.random.default_rng(seed)
@@ -87,11 +91,9 @@ def attribute_accuracy(loaded_run, split: str = "test", images_per_caption: int 
     truth = part.attributes[image_index]                                     # [n, 4]
     mentions = np.array([caption_mentions(c, row) for c, row in zip(captions, truth)])
 
-    noise = rng.standard_normal((len(captions) * images_per_caption,
-                                 loaded_run.gan.z_dim)).astype(np.float32)
-    ids = loaded_run.encoder.encode(captions).numpy()
-    ids = np.repeat(ids, images_per_caption, axis=0)[:, None, :]            # [n * k, 1, T]
-    generated = read_attributes(_draw(loaded_run.gan, noise, ids), include_background=True)
+    noise = rng.standard_normal((len(captions) * images_per_caption, z_dim)).astype(np.float32)
+    repeated = [caption for caption in captions for _ in range(images_per_caption)]
+    generated = read_attributes(draw(repeated, noise), include_background=True)
     real = read_attributes(part.images[image_index], include_background=True)
 
     per_image = np.repeat(np.arange(len(captions)), images_per_caption)
@@ -104,7 +106,7 @@ def attribute_accuracy(loaded_run, split: str = "test", images_per_caption: int 
         results[name] = _scores(true_values[per_image], read_generated, mentioned[per_image],
                                 true_values, read_real, mentioned, num_values)
     return {"split": split, "num_captions": len(captions), "images_per_caption": images_per_caption,
-            "image_size": data_cfg.image_size, "attributes": results}
+            "image_size": int(part.images.shape[1]), "attributes": results}
 
 
 def caption_mentions(caption: str, attributes) -> tuple[bool, bool, bool, bool]:
@@ -127,6 +129,22 @@ def caption_mentions(caption: str, attributes) -> tuple[bool, bool, bool, bool]:
             says(synthetic._COLOUR_WORDS[synthetic.COLOUR_NAMES[centre]]),
             says(synthetic._COUNT_WORDS[synthetic._COUNTS[count]]),
             says_background)
+
+
+def _run_parts(run: LoadedRun):
+    """(the synthetic dataset, z_dim, draw(captions, noise) -> uint8 images) of a loaded run."""
+    data_cfg = run.config.data
+    if data_cfg.format != "synthetic":
+        raise UserInputError(f"caption fidelity needs a run trained on the built-in synthetic "
+                             f"dataset; this run used data.format={data_cfg.format}.")
+    dataset = load_synthetic(image_size=data_cfg.image_size,
+                             images_per_class=data_cfg.synthetic_images_per_class,
+                             seed=data_cfg.seed)
+
+    def draw(captions, noise):
+        return _draw(run.gan, noise, run.encoder.encode(captions).numpy()[:, None, :])
+
+    return dataset, run.gan.z_dim, draw
 
 
 def _draw(gan, noise: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -71,9 +71,11 @@ class ModelSource:
         caption_encoder: a `CaptionEncoder` with the model's alphabet and caption length.
         image_size, z_dim: the generator's output size and noise size.
         description: one line naming the folder and its checkpoint, for the console.
+        config: the training configuration as a dict (`Config.to_dict()`), or None if unknown.
     """
 
-    def __init__(self, path, kind, functions, caption_encoder, image_size, z_dim, description):
+    def __init__(self, path, kind, functions, caption_encoder, image_size, z_dim, description,
+                 config: dict | None = None):
         self.path = path
         self.kind = kind
         self.functions = functions
@@ -81,6 +83,7 @@ class ModelSource:
         self.image_size = int(image_size)
         self.z_dim = int(z_dim)
         self.description = description
+        self.config = config
 
     def generate(self, captions: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images [N, S, S, 3], noise [N, Z]); a caption gets the noise of (seed, caption
@@ -119,6 +122,16 @@ class ModelSource:
             raise ValueError("style_transfer here pairs images and captions one to one.")
         return self._batched(len(captions), lambda s: self.functions.style_transfer(
             images=tf.constant(images[s]), captions=_strings(captions[s]))["images"].numpy())
+
+    def styles(self, images: np.ndarray) -> np.ndarray:
+        """float32 [N, Z]: the style encoder's S(images[i]) for uint8 images [N, H, W, 3]."""
+        import tensorflow as tf
+        images = np.asarray(images, np.uint8)
+        if len(images) == 0:
+            return np.zeros([0, self.z_dim], np.float32)
+        return np.concatenate([self.functions.style_transfer(
+            images=tf.constant(images[start:start + _BATCH]), captions=_strings([""]))[
+                "styles"].numpy() for start in range(0, len(images), _BATCH)])
 
     def resize(self, image: np.ndarray) -> np.ndarray:
         """uint8 [H, W, 3] -> uint8 [S, S, 3], resized like the training pipeline resizes images
@@ -181,7 +194,7 @@ def _open_export(path: str, image_size: int | None) -> ModelSource:
     try:
         loaded = tf.saved_model.load(path)
     except Exception as error:  # noqa: BLE001 - a corrupt SavedModel raises many types.
-        raise UserInputError(f"{path} cannot be loaded as a SavedModel ({_first_line(error)}): "
+        raise UserInputError(f"{path} cannot be loaded as a SavedModel ({first_line(error)}): "
                              "export the run again with `evaluate.py export`.") from None
     missing = [name for name in ("generate", "generate_from_noise", "interpolate", "style_transfer")
                if not hasattr(loaded, name)]
@@ -190,7 +203,8 @@ def _open_export(path: str, image_size: int | None) -> ModelSource:
                              "with `evaluate.py export`.")
     encoder = CaptionEncoder(metadata["alphabet"], metadata["caption_length"])
     return ModelSource(path, EXPORT, loaded, encoder, metadata["image_size"], metadata["z_dim"],
-                       f"export {path} ({_checkpoint_text(metadata.get('checkpoint'))})")
+                       f"export {path} ({_checkpoint_text(metadata.get('checkpoint'))})",
+                       config=metadata.get("config"))
 
 
 def _open_run(path: str, image_size: int | None) -> ModelSource:
@@ -202,7 +216,7 @@ def _open_run(path: str, image_size: int | None) -> ModelSource:
         raise
     except (ValueError, TypeError, AttributeError) as error:
         raise UserInputError(f"{os.path.join(path, 'config.json')} is not a configuration this "
-                             f"version can read ({_first_line(error)}): pass a run folder written "
+                             f"version can read ({first_line(error)}): pass a run folder written "
                              "by train.py.") from None
     if image_size is not None and config.data.image_size != image_size:
         raise UserInputError(f"{path} was trained with image_size {config.data.image_size} but "
@@ -214,11 +228,12 @@ def _open_run(path: str, image_size: int | None) -> ModelSource:
         raise
     except Exception as error:  # noqa: BLE001 - h5py, Keras and TF raise many types.
         raise UserInputError(f"the latest checkpoint of {path} cannot be loaded "
-                             f"({_first_line(error)}): resume training to write a new one, or "
+                             f"({first_line(error)}): resume training to write a new one, or "
                              "pass another run.") from None
     functions = TextToImageExport.from_run(run)
     return ModelSource(path, RUN, functions, run.encoder, functions.image_size, functions.z_dim,
-                       f"run folder {path} ({_checkpoint_text(functions.info.get('checkpoint'))})")
+                       f"run folder {path} ({_checkpoint_text(functions.info.get('checkpoint'))})",
+                       config=functions.info.get("config"))
 
 
 def _checkpoint_text(record: dict | None) -> str:
@@ -230,6 +245,17 @@ def _checkpoint_text(record: dict | None) -> str:
     return text
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip().split("\n")[0] or type(error).__name__
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def from_training_model(gan, caption_encoder, config: dict | None = None,
+                        path: str = "") -> ModelSource:
+    """The models of a live `TextToImageGAN` (during training) behind the same interface; draws
+    with the current weights at every call."""
+    from tf_t2i.export import TextToImageExport
+    functions = TextToImageExport(gan.text_encoder, gan.generator, gan.style_encoder,
+                                  caption_encoder, info={"config": config})
+    return ModelSource(path, RUN, functions, caption_encoder, functions.image_size,
+                       functions.z_dim, f"training model in {path}", config=config)
