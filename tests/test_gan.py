@@ -207,13 +207,18 @@ def generator_gradients(gan, embeddings, state, monkeypatch):
 
 
 def hand_generator_gradients(gan, embeddings, state):
-    """G's gradients of the GAN-CLS term and of the GAN-INT term (beta = 0.5), by hand."""
+    """G's gradients of the GAN-CLS term and of the GAN-INT term (beta = 0.5), by hand.
+
+    GAN-INT mixes adjacent examples (0, 1), (2, 3), ...; the interpolated texts draw their noise
+    after the batch's.
+    """
     gan.seed_generator.state.assign(state)
     batch_size = embeddings.shape[0]
-    half = batch_size // 2
-    interpolated = 0.5 * embeddings[:half] + 0.5 * embeddings[half:2 * half]
+    assert batch_size % 2 == 0
+    interpolated = np.stack([0.5 * embeddings[i] + 0.5 * embeddings[i + 1]
+                             for i in range(0, batch_size, 2)])
     conditioning = tf.concat([embeddings, interpolated], axis=0)
-    z = gan.noise(conditioning.shape[0])
+    z = tf.concat([gan.noise(batch_size), gan.noise(batch_size // 2)], axis=0)
     variables = gan.generator.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         logits = gan.discriminator((gan.generator((z, conditioning), training=True),
