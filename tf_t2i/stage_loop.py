@@ -40,9 +40,12 @@ class StageLoop:
         checkpoints: the run's `RunCheckpoints`, or None on a worker that does not save.
         probes: fixed captions and noise for sample grids (`training.Probes`), or None.
         strategy: the `tf.distribute.Strategy` the models were built under.
+        is_chief: False on a worker that trains but does not draw samples (it still logs and
+            checkpoints, into its own folder, at the same steps: reading and saving metrics is
+            a collective of all workers).
     """
 
-    def __init__(self, config, run_dir, gan, checkpoints, probes, strategy=None):
+    def __init__(self, config, run_dir, gan, checkpoints, probes, strategy=None, is_chief=True):
         self.train_cfg = config.train
         self.batch_size = config.data.batch_size
         self.run_dir = run_dir
@@ -50,6 +53,7 @@ class StageLoop:
         self.checkpoints = checkpoints
         self.probes = probes
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.is_chief = is_chief
         self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
 
     def run(self, stage, step_fn, trackers, stream, record, total_steps) -> dict:
@@ -145,7 +149,8 @@ class StageLoop:
 
     def _event(self, stage, step, record, last) -> dict:
         cfg = self.train_cfg
-        if stage == "gan" and self.probes is not None and (step % cfg.sample_every == 0 or last):
+        if (stage == "gan" and self.probes is not None and self.is_chief
+                and (step % cfg.sample_every == 0 or last)):
             self._write_samples(step)
         if step % cfg.checkpoint_every == 0 or last:
             record = self._record(record, stage, step)

@@ -10,6 +10,7 @@ import os
 import keras
 import numpy as np
 
+from tf_t2i import distribution
 from tf_t2i.checkpoints import RunCheckpoints
 from tf_t2i.config import Config
 from tf_t2i.data.caption_encoder import CaptionEncoder
@@ -72,7 +73,11 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
 
     With `resume`, continues from the run folder's latest checkpoint: every weight, optimizer
     slot, the noise generator and the data stream pick up where that checkpoint left them.
+    Under `train.strategy` multiworker, every worker calls this with the same `run_dir`; only
+    the chief writes into it (`tf_t2i.distribution`).
     """
+    strategy = distribution.make_strategy(config.train.strategy)
+    chief = distribution.is_chief(strategy)
     config = with_resolved_precision(config, announce=True)
     keras.mixed_precision.set_global_policy(config.train.precision)
     keras.utils.set_random_seed(config.data.seed)
@@ -83,15 +88,19 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     if resume and checkpoints.latest() is None:
         raise UserInputError(f"--resume {run_dir}: no checkpoint there yet; start it again "
                              f"without --resume (use --out {run_dir}).")
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(config.to_json())
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+            f.write(config.to_json())
 
     dataset = load_dataset(config.data)
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     steps_per_epoch = max(1, len(dataset.train) // config.data.batch_size)
     gan_steps = config.train.steps or config.train.epochs * steps_per_epoch
-    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
+    distribution.check_batch_size(strategy, config.data.batch_size, pairs=(
+        config.train.interp_weight > 0 or config.train.mode_seeking_weight > 0))
+    with strategy.scope():
+        gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
     record = {"stage": "gan", "step": 0, "style_step": 0}
     if resume:
         record = checkpoints.restore(gan)
@@ -100,16 +109,29 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
         print(f"resuming from {describe(record)} ({os.path.basename(weights)})")
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
           f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
-    loop = StageLoop(config, run_dir, gan, checkpoints,
-                     Probes.of(dataset, encoder, gan.z_dim, config.data.seed))
-    if record["step"] < gan_steps:
-        stream = make_train_dataset(dataset.train, config.data, encoder, start_step=record["step"])
-        record = loop.run("gan", gan.train_step, gan.trackers, stream, record, gan_steps)
-    if record["style_step"] < config.train.style_steps:
-        stream = make_train_dataset(dataset.train, config.data, encoder,
-                                    start_step=record["style_step"])
-        record = loop.run("style", gan.style_step, gan.style_trackers, stream, record,
-                          config.train.style_steps)
+    probes = Probes.of(dataset, encoder, gan.z_dim, config.data.seed)
+
+    batch_size = config.data.batch_size
+
+    def stream(start_step):
+        return distribution.distribute(
+            strategy, lambda: make_train_dataset(dataset.train, config.data, encoder,
+                                                 start_step=start_step), batch_size)
+
+    def step(step_fn):
+        return distribution.with_static_batch(step_fn, strategy, batch_size)
+
+    with distribution.work_folder(run_dir, strategy) as work_dir:
+        loop = StageLoop(config, work_dir, gan, RunCheckpoints(work_dir), probes, strategy,
+                         is_chief=chief)
+        if record["step"] < gan_steps:
+            record = loop.run("gan", step(gan.train_step), gan.trackers,
+                              stream(record["step"]), record, gan_steps)
+        if record["style_step"] < config.train.style_steps:
+            record = loop.run("style", step(gan.style_step), gan.style_trackers,
+                              stream(record["style_step"]), record, config.train.style_steps)
+    if not chief:
+        return record
     export_dir = os.path.join(run_dir, EXPORT_DIR)
     export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
                        overwrite=True)
