@@ -342,3 +342,73 @@ def test_replicas_split_the_global_batch_and_compute_one_devices_terms(tmp_path)
             total = arrays[f"gradient/{call}/0"] + arrays[f"gradient/{call}/1"]
             np.testing.assert_allclose(total, tape.gradient(loss, weights).numpy(), rtol=1e-6)
     np.testing.assert_array_equal(arrays["noise_state"], single.state.numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast, in this process (no strategy is created)
+
+
+def test_the_global_batch_must_split_into_even_replica_batches():
+    from tf_t2i.distribution import check_batch_size
+    from tf_t2i.errors import UserInputError
+
+    four = types_namespace(num_replicas_in_sync=4)
+    check_batch_size(four, 16, pairs=True)
+    check_batch_size(four, 12, pairs=False)
+    check_batch_size(types_namespace(num_replicas_in_sync=1), 7, pairs=True)
+    with pytest.raises(UserInputError, match=r"^data.batch_size=12 does not split into even "
+                                             r"per-replica batches over 4 replicas \(GAN-INT .*"
+                                             r"use a multiple of 8\.$"):
+        check_batch_size(four, 12, pairs=True)
+    with pytest.raises(UserInputError, match=r"over 4 replicas: use a multiple of 4\.$"):
+        check_batch_size(four, 10, pairs=False)
+
+
+def test_the_chief_is_the_chief_task_or_else_worker_0():
+    import tensorflow as tf
+
+    from tf_t2i.distribution import is_chief
+
+    def strategy(cluster, task_type, task_id):
+        return types_namespace(cluster_resolver=tf.distribute.cluster_resolver.
+                               SimpleClusterResolver(tf.train.ClusterSpec(cluster),
+                                                     task_type=task_type, task_id=task_id))
+
+    workers = {"worker": ["localhost:1", "localhost:2"]}
+    assert is_chief(strategy(workers, "worker", 0))
+    assert not is_chief(strategy(workers, "worker", 1))
+    with_chief = {"chief": ["localhost:3"], **workers}
+    assert is_chief(strategy(with_chief, "chief", 0))
+    assert not is_chief(strategy(with_chief, "worker", 0))
+    assert is_chief(types_namespace())  # default and mirrored: one process
+
+
+@pytest.mark.parametrize("tf_config, fragment", [
+    (None, "--strategy multiworker needs the TF_CONFIG environment variable: set TF_CONFIG"),
+    ("{not json", "does not name a cluster and this worker's task in it"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 1}}',
+     "does not name a cluster and this worker's task in it"),
+])
+def test_multiworker_without_a_usable_tf_config_is_one_error_line(tmp_path, capsys, monkeypatch,
+                                                                  tf_config, fragment):
+    from tests.test_train_cli import run_train
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    code, out, err = run_train(capsys, "--preset", "tiny", "--strategy", "multiworker",
+                               "--out", tmp_path / "run")
+    assert code == 2 and "\n" not in err.strip() and fragment in err, err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_strategy_flag_sets_the_config_and_multiworker_needs_out(capsys):
+    from tests.test_train_cli import dry_run, run_train
+
+    config, _ = dry_run(capsys, "--preset", "tiny", "--strategy", "mirrored")
+    assert config["train"]["strategy"] == "mirrored"
+    code, out, err = run_train(capsys, "--preset", "tiny", "--strategy", "multiworker")
+    assert (code, out) == (2, "")
+    assert err == ("error: --strategy multiworker needs --out RUN (or --resume RUN): the same "
+                   "folder on a disk every worker shares.\n")

@@ -321,3 +321,29 @@ def test_mode_seeking_term_enters_the_generator_gradient(encoder, batch, monkeyp
         with_term["g_loss"] + with_term["interp_loss"] + term, rel=1e-5)
     assert max(np.abs(a - b).max()
                for a, b in zip(with_term["gradients"], without["gradients"])) > 1e-6
+
+
+def test_mode_seeking_twins_redraw_the_first_text_of_each_adjacent_pair(encoder, batch,
+                                                                       monkeypatch):
+    """By hand: G draws the batch, the GAN-INT texts and the twins (texts 0, 2, 4, ...) in one
+    batch with noise drawn in that order; the term compares each twin with the image of the
+    same text in the batch."""
+    gan = make_gan(encoder, mode_seeking_weight=1.0)
+    embeddings = gan.embed_captions(batch["captions"])
+    state = gan.seed_generator.state.numpy()
+    generator_gradients(gan, embeddings, state, monkeypatch)
+    term = float(gan.trackers["mode_seeking_loss"].result())
+
+    gan.seed_generator.state.assign(state)
+    size = embeddings.shape[0]
+    z, z_interpolated, z_twins = gan.noise(size), gan.noise(size // 2), gan.noise(size // 2)
+    texts = embeddings.numpy()
+    interpolated = 0.5 * texts[0::2] + 0.5 * texts[1::2]
+    images = gan.generator((tf.concat([z, z_interpolated, z_twins], axis=0),
+                            np.concatenate([texts, interpolated, texts[0::2]])),
+                           training=True).numpy()
+    twins = images[size + size // 2:]
+    originals = images[[i for i in range(0, size, 2)]]
+    ratio = (np.abs(originals - twins).mean()
+             / np.abs(z.numpy()[0::2] - z_twins.numpy()).mean())
+    assert term == pytest.approx(1.0 / (ratio + 1e-5), rel=1e-4)
