@@ -168,7 +168,11 @@ def single_copies(arrays):
 @pytest.mark.slow
 def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
     """Three GAN steps (two compiled calls) and two style steps, GAN-INT, mode-seeking and
-    synchronised BatchNorm on: both replicas end with the same weights, equal to one device's."""
+    synchronised BatchNorm on: both replicas end with the same weights, equal to one device's.
+
+    Every variable, optimizer slots included, has a copy on each replica: models and optimizers
+    were created and built inside the strategy's scope (keras-team/keras#23085).
+    """
     code = ("import sys, tests.test_distribution as t\n"
             "if sys.argv[1] == 'mirrored': t.use_logical_cpus(2)\n"
             "t.train_in_process(sys.argv[1], sys.argv[2], sys.argv[3])\n")
@@ -328,6 +332,7 @@ def test_replicas_split_the_global_batch_and_compute_one_devices_terms(tmp_path)
             # Indices into the global batch pass through unchanged.
             np.testing.assert_array_equal(got["wrong_indices"], 7 - first - np.arange(4))
             np.testing.assert_array_equal(got["noise"], expected_noise[3 * replica:][:3])
+            assert not np.allclose(got["noise"], arrays[f"noise/{call}/{1 - replica}"])
             np.testing.assert_array_equal(got["gathered"], np.arange(1, 9).reshape(4, 2))
             # One device: the same losses on the whole batch, differentiated once.
             weights = tf.Variable(np.arange(1, 9, dtype=np.float32).reshape(4, 2))
@@ -412,3 +417,23 @@ def test_strategy_flag_sets_the_config_and_multiworker_needs_out(capsys):
     assert (code, out) == (2, "")
     assert err == ("error: --strategy multiworker needs --out RUN (or --resume RUN): the same "
                    "folder on a disk every worker shares.\n")
+
+
+@pytest.mark.slow
+def test_a_one_device_run_resumed_under_mirrored_ends_like_the_uninterrupted_run(tmp_path):
+    """Two GAN steps on one device, then `--resume` with `--strategy mirrored` on two logical
+    CPUs for the last GAN step and the style stage: the weights equal a one-device run of all
+    steps at once."""
+    argv = ["--preset", "tiny", *cli_overrides(checkpoint_every=2, sample_every=2)]
+    run_dir = str(tmp_path / "run")
+    run_python(TRAIN_CLI, str(tmp_path / "first.npz"), *argv, "--out", run_dir, "--steps", "2",
+               "--set", "train.style_steps=0")
+    mirrored_cli = ("import sys, tests.test_distribution as t\nt.use_logical_cpus(2)\n"
+                    "t.train_cli(*sys.argv[1:])\n")
+    resumed = run_python(mirrored_cli, str(tmp_path / "resumed.npz"), "--resume", run_dir,
+                         "--strategy", "mirrored", "--steps", str(STEPS), "--set",
+                         f"train.style_steps={OVERRIDES['style_steps']}")
+    assert "resuming from gan step 2" in resumed.stdout
+    run_python(TRAIN_CLI, str(tmp_path / "whole.npz"), *argv, "--out", str(tmp_path / "whole"))
+    assert_same_training(single_copies(load_arrays(tmp_path / "resumed.npz")),
+                         single_copies(load_arrays(tmp_path / "whole.npz")))

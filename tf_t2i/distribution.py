@@ -49,7 +49,7 @@ def _check_tf_config():
             '"host2:12345"]}, "task": {"type": "worker", "index": 0}}')
     if not text:
         raise UserInputError(f"--strategy multiworker needs the TF_CONFIG environment variable: "
-                             f"{hint}.")
+                             f"{hint} (or pass another --strategy).")
     try:
         tf_config = json.loads(text)
         task = tf_config["task"]

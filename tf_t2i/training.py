@@ -78,6 +78,8 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     """
     strategy = distribution.make_strategy(config.train.strategy)
     chief = distribution.is_chief(strategy)
+    distribution.check_batch_size(strategy, config.data.batch_size, pairs=(
+        config.train.interp_weight > 0 or config.train.mode_seeking_weight > 0))
     config = with_resolved_precision(config, announce=True)
     keras.mixed_precision.set_global_policy(config.train.precision)
     keras.utils.set_random_seed(config.data.seed)
@@ -97,8 +99,6 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     steps_per_epoch = max(1, len(dataset.train) // config.data.batch_size)
     gan_steps = config.train.steps or config.train.epochs * steps_per_epoch
-    distribution.check_batch_size(strategy, config.data.batch_size, pairs=(
-        config.train.interp_weight > 0 or config.train.mode_seeking_weight > 0))
     with strategy.scope():
         gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
     record = {"stage": "gan", "step": 0, "style_step": 0}
