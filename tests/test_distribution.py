@@ -426,8 +426,8 @@ def test_a_one_device_run_resumed_under_mirrored_ends_like_the_uninterrupted_run
     steps at once."""
     argv = ["--preset", "tiny", *cli_overrides(checkpoint_every=2, sample_every=2)]
     run_dir = str(tmp_path / "run")
-    run_python(TRAIN_CLI, str(tmp_path / "first.npz"), *argv, "--out", run_dir, "--steps", "2",
-               "--set", "train.style_steps=0")
+    run_python(TRAIN_CLI, str(tmp_path / "first.npz"), *argv, "--out", run_dir,
+               "--set", "train.steps=2", "--set", "train.style_steps=0")
     mirrored_cli = ("import sys, tests.test_distribution as t\nt.use_logical_cpus(2)\n"
                     "t.train_cli(*sys.argv[1:])\n")
     resumed = run_python(mirrored_cli, str(tmp_path / "resumed.npz"), "--resume", run_dir,
