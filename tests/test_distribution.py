@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -112,7 +111,8 @@ def train_cli(out_path, *argv):
 
     built = []
     build_gan = training.build_gan
-    training.build_gan = lambda *args, **kwargs: built.append(build_gan(*args, **kwargs)) or built[-1]
+    training.build_gan = lambda *args, **kwargs: (built.append(build_gan(*args, **kwargs))
+                                                  or built[-1])
     try:
         main(list(argv))
     except SystemExit as error:
