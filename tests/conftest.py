@@ -18,3 +18,13 @@ def cli_tiny_run(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     return str(run_dir)
+
+
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """Loading a run sets Keras' global dtype policy to the run's precision (bfloat16 where the
+    CPU has it): set it back, so no test depends on the tests that ran before it."""
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")

@@ -427,7 +427,8 @@ def test_a_new_learning_rate_replaces_the_restored_constant_rate(tmp_path):
         pytest.approx([2e-4] * 4)  # What a bare restore leaves: the old rate.
 
     resumed = build_gan(new, encoder.vocabulary_size, steps_per_epoch=70)
-    record = training._restore(new, run_dir, RunCheckpoints(run_dir), resumed, 6, changes)
+    record = training._restore(new, run_dir, RunCheckpoints(run_dir), resumed, 6, changes,
+                              chief=True)
     assert record["step"] == 2
     assert [float(getattr(resumed, o).learning_rate) for o in optimizers] == \
         pytest.approx([1e-5] * 4)

@@ -207,13 +207,18 @@ def generator_gradients(gan, embeddings, state, monkeypatch):
 
 
 def hand_generator_gradients(gan, embeddings, state):
-    """G's gradients of the GAN-CLS term and of the GAN-INT term (beta = 0.5), by hand."""
+    """G's gradients of the GAN-CLS term and of the GAN-INT term (beta = 0.5), by hand.
+
+    GAN-INT mixes adjacent examples (0, 1), (2, 3), ...; the interpolated texts draw their noise
+    after the batch's.
+    """
     gan.seed_generator.state.assign(state)
     batch_size = embeddings.shape[0]
-    half = batch_size // 2
-    interpolated = 0.5 * embeddings[:half] + 0.5 * embeddings[half:2 * half]
+    assert batch_size % 2 == 0
+    interpolated = np.stack([0.5 * embeddings[i] + 0.5 * embeddings[i + 1]
+                             for i in range(0, batch_size, 2)])
     conditioning = tf.concat([embeddings, interpolated], axis=0)
-    z = gan.noise(conditioning.shape[0])
+    z = tf.concat([gan.noise(batch_size), gan.noise(batch_size // 2)], axis=0)
     variables = gan.generator.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         logits = gan.discriminator((gan.generator((z, conditioning), training=True),
@@ -316,3 +321,29 @@ def test_mode_seeking_term_enters_the_generator_gradient(encoder, batch, monkeyp
         with_term["g_loss"] + with_term["interp_loss"] + term, rel=1e-5)
     assert max(np.abs(a - b).max()
                for a, b in zip(with_term["gradients"], without["gradients"])) > 1e-6
+
+
+def test_mode_seeking_twins_redraw_the_first_text_of_each_adjacent_pair(encoder, batch,
+                                                                       monkeypatch):
+    """By hand: G draws the batch, the GAN-INT texts and the twins (texts 0, 2, 4, ...) in one
+    batch with noise drawn in that order; the term compares each twin with the image of the
+    same text in the batch."""
+    gan = make_gan(encoder, mode_seeking_weight=1.0)
+    embeddings = gan.embed_captions(batch["captions"])
+    state = gan.seed_generator.state.numpy()
+    generator_gradients(gan, embeddings, state, monkeypatch)
+    term = float(gan.trackers["mode_seeking_loss"].result())
+
+    gan.seed_generator.state.assign(state)
+    size = embeddings.shape[0]
+    z, z_interpolated, z_twins = gan.noise(size), gan.noise(size // 2), gan.noise(size // 2)
+    texts = embeddings.numpy()
+    interpolated = 0.5 * texts[0::2] + 0.5 * texts[1::2]
+    images = gan.generator((tf.concat([z, z_interpolated, z_twins], axis=0),
+                            np.concatenate([texts, interpolated, texts[0::2]])),
+                           training=True).numpy()
+    twins = images[size + size // 2:]
+    originals = images[[i for i in range(0, size, 2)]]
+    ratio = (np.abs(originals - twins).mean()
+             / np.abs(z.numpy()[0::2] - z_twins.numpy()).mean())
+    assert term == pytest.approx(1.0 / (ratio + 1e-5), rel=1e-4)

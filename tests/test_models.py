@@ -205,3 +205,20 @@ def test_builders_use_the_config():
     images = models[2]((_normal(BATCH, model_cfg.z_dim), _normal(BATCH, model_cfg.embedding_dim)))
     assert tuple(images.shape) == (BATCH, size, size, 3)
     assert tuple(models[4](images).shape) == (BATCH, model_cfg.z_dim)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_sync_batch_norm_reaches_every_batch_norm_and_survives_the_config(sync):
+    """`train.sync_batch_norm` -> builders -> every BatchNormalization(synchronized=...)."""
+    config = get_preset("tiny")
+    model_cfg, data_cfg = config.model, config.data
+    models = [builders.build_image_encoder(model_cfg, data_cfg, sync),
+              builders.build_generator(model_cfg, data_cfg, sync),
+              builders.build_discriminator(model_cfg, data_cfg, sync),
+              builders.build_style_encoder(model_cfg, data_cfg, sync)]
+    for model in models:
+        norms = [layer for layer in model._flatten_layers()
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        assert norms and all(norm.synchronized == sync for norm in norms), model.name
+        clone = type(model).from_config(model.get_config())
+        assert clone.sync_batch_norm == sync

@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_t2i import losses
+from tf_t2i import losses, replica_ops
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
                 "d_wrong", "d_fake")
@@ -29,6 +29,13 @@ class TextToImageGAN(keras.Model):
 
     `style_step` (the style stage, after the GAN stage) trains the style encoder S alone, with G
     and the text encoder frozen, to recover z from G(z, phi(t)) (section 4.4).
+
+    Under a `tf.distribute` strategy each replica runs the step on its contiguous slice of the
+    global batch and computes what one device computes on the whole batch (`replica_ops`): the
+    matching loss and the wrong captions use the gathered global batch, noise is this replica's
+    rows of one global draw, GAN-INT pairs and mode-seeking twins stay inside a replica's slice
+    (adjacent examples; the per-replica batch must be even), and with `sync_batch_norm` the
+    BatchNorm statistics are the global batch's.
 
     Args:
         text_encoder: caption ids [N, T] -> embeddings [N, E].
@@ -115,11 +122,27 @@ class TextToImageGAN(keras.Model):
 
     def noise(self, batch_size):
         """z ~ N(0, 1) [batch_size, Z] from the tracked seed generator."""
-        return keras.random.normal((batch_size, self.z_dim), seed=self.seed_generator)
+        return self._draw(keras.random.normal, batch_size, self.z_dim)
+
+    def _draw(self, sample, rows, width, **kwargs):
+        """[rows, width] from `sample(shape, seed=self.seed_generator, **kwargs)`.
+
+        The seed generator advances identically on every replica, so each replica draws the
+        rows of all replicas and keeps its own: replicas draw different noise, and together
+        the same noise one device draws for the whole batch.
+        """
+        drawn = sample((rows * replica_ops.replica_count(), width), seed=self.seed_generator,
+                       **kwargs)
+        return replica_ops.local_rows(drawn, rows)
 
     def train_step(self, data):
+        """One GAN step on a batch (a replica's slice of the global batch under a strategy).
+
+        `wrong_indices` index the global batch: the wrong captions of an example may be those
+        of another replica's example.
+        """
         embeddings = self._encoder_step(data["images"], data["captions"], data["labels"])
-        wrong_embeddings = tf.gather(embeddings, data["wrong_indices"])
+        wrong_embeddings = tf.gather(replica_ops.gather(embeddings), data["wrong_indices"])
         self._discriminator_step(data["images"], embeddings, wrong_embeddings)
         self._generator_step(embeddings)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -130,7 +153,7 @@ class TextToImageGAN(keras.Model):
         Reference: Reed et al. 2016, section 4.4, L_style = E ||z - S(G(z, phi(t)))||^2.
         """
         embeddings = self.embed_captions(data["captions"], training=False)
-        z = self.noise(tf.shape(embeddings)[0])
+        z = self.noise(_rows(embeddings))
         fake_images = self.generator((z, embeddings), training=False)
         with tf.GradientTape() as tape:
             loss = losses.style_loss(z, self.style_encoder(fake_images, training=True))
@@ -140,12 +163,17 @@ class TextToImageGAN(keras.Model):
         return {name: tracker.result() for name, tracker in self.style_trackers.items()}
 
     def _encoder_step(self, images, captions, labels):
-        """Matching loss on the encoders; returns the captions' embeddings as constants."""
+        """Matching loss on the encoders; returns the captions' embeddings as constants.
+
+        The loss pairs every example with every other of the global batch: under a strategy
+        each replica computes it on the gathered embeddings of all replicas.
+        """
         with tf.GradientTape() as tape:
             text_embeddings = self.embed_captions(captions, training=True)
             image_embeddings = self.image_encoder(images, training=True)
-            loss = losses.matching_loss(text_embeddings, image_embeddings, labels,
-                                        margin=self.matching_margin)
+            loss = losses.matching_loss(replica_ops.gather(text_embeddings),
+                                        replica_ops.gather(image_embeddings),
+                                        replica_ops.gather(labels), margin=self.matching_margin)
             scaled_loss = _scaled(self.encoder_optimizer, loss)
         _apply(self.encoder_optimizer, tape, scaled_loss, self._encoder_variables())
         self.trackers["matching_loss"].update_state(loss)
@@ -153,7 +181,7 @@ class TextToImageGAN(keras.Model):
 
     def _discriminator_step(self, images, embeddings, wrong_embeddings):
         """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9)."""
-        fake_images = self.generator((self.noise(tf.shape(images)[0]), embeddings), training=True)
+        fake_images = self.generator((self.noise(_rows(images)), embeddings), training=True)
         with tf.GradientTape() as tape:
             # The real images' features serve the right and the wrong text alike.
             real_features = self.discriminator.features(images, training=True)
@@ -173,23 +201,25 @@ class TextToImageGAN(keras.Model):
     def _generator_step(self, embeddings):
         """Fool D on the batch's texts and, for GAN-INT, on interpolated ones (section 4.3).
 
-        Like Reed's code, the interpolated embeddings extend G's batch by half: they mix the
-        first and second halves of the batch and enter G's loss only, never D's. With a
-        mode-seeking weight, G also draws the first half of the texts again with fresh noise
-        ("twins"), which enter only the mode-seeking term.
+        Like Reed's code, the interpolated embeddings extend G's batch by half: they mix
+        adjacent examples (2i, 2i + 1) and enter G's loss only, never D's. With a mode-seeking
+        weight, G also draws the first text of each adjacent pair again with fresh noise
+        ("twins"), which enter only the mode-seeking term. Batches are shuffled, so adjacent
+        pairs are as random as Reed's halves, and they never cross a replica's slice.
         """
-        batch_size = embeddings.shape[0] or tf.shape(embeddings)[0]
-        conditioning = embeddings
+        batch_size = _rows(embeddings)
+        conditioning, noise = embeddings, self.noise(batch_size)
         if self.interp_weight > 0:
-            conditioning = tf.concat([embeddings, self._interpolated(embeddings)], axis=0)
-        scored = tf.shape(conditioning)[0]
-        noise = self.noise(scored)
+            interpolated = self._interpolated(embeddings)
+            conditioning = tf.concat([embeddings, interpolated], axis=0)
+            noise = tf.concat([noise, self.noise(_rows(interpolated))], axis=0)
+        scored = _rows(conditioning)
         generator_inputs = (noise, conditioning)
         if self.mode_seeking_weight > 0:
-            twins = batch_size // 2
-            twin_noise = self.noise(twins)
+            twins = embeddings[0::2]
+            twin_noise = self.noise(_rows(twins))
             generator_inputs = (tf.concat([noise, twin_noise], axis=0),
-                                tf.concat([conditioning, embeddings[:twins]], axis=0))
+                                tf.concat([conditioning, twins], axis=0))
         with tf.GradientTape() as tape:
             fake_images = self.generator(generator_inputs, training=True)
             fake_logits = self.discriminator((fake_images[:scored], conditioning), training=True)
@@ -197,7 +227,8 @@ class TextToImageGAN(keras.Model):
             interp_loss = (losses.interpolation_loss(fake_logits[batch_size:])
                            if self.interp_weight > 0 else tf.constant(0.0))
             mode_seeking_loss = (losses.mode_seeking_loss(
-                fake_images[:twins], fake_images[scored:], noise[:twins], twin_noise)
+                fake_images[:batch_size:2], fake_images[scored:], noise[:batch_size:2],
+                twin_noise, sum_over_replicas=replica_ops.sum_over_replicas)
                 if self.mode_seeking_weight > 0 else tf.constant(0.0))
             loss = (g_loss + self.interp_weight * interp_loss
                     + self.mode_seeking_weight * mode_seeking_loss)
@@ -208,11 +239,11 @@ class TextToImageGAN(keras.Model):
         self.trackers["mode_seeking_loss"].update_state(mode_seeking_loss)
 
     def _interpolated(self, embeddings):
-        """[N // 2, E] embeddings between (or beyond) pairs of the batch's texts."""
-        half = (embeddings.shape[0] or tf.shape(embeddings)[0]) // 2
-        first, second = embeddings[:half], embeddings[half:2 * half]
+        """[N // 2, E] embeddings between (or beyond) the texts of adjacent examples."""
+        pairs = _rows(embeddings) // 2
+        first, second = embeddings[0:2 * pairs:2], embeddings[1:2 * pairs:2]
         if self.interp_type == "extrapolate":
-            alpha = keras.random.uniform((half, 1), -1.0, 1.0, seed=self.seed_generator)
+            alpha = self._draw(keras.random.uniform, pairs, 1, minval=-1.0, maxval=1.0)
             return losses.extrapolate_embeddings(first, second, alpha)
         return losses.interpolate_embeddings(first, second, self.interp_beta)
 
@@ -238,6 +269,11 @@ class TextToImageGAN(keras.Model):
                      "style_encoder"):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
+
+
+def _rows(values):
+    """The batch size of `values`: static where known (a replica's batch always is)."""
+    return values.shape[0] or tf.shape(values)[0]
 
 
 def _scaled(optimizer, loss):

@@ -164,7 +164,7 @@ def style_loss(z, reconstructed_z):
     return ops.mean(ops.sum(ops.square(difference), axis=-1))
 
 
-def mode_seeking_loss(images_a, images_b, z_a, z_b, epsilon=1e-5):
+def mode_seeking_loss(images_a, images_b, z_a, z_b, epsilon=1e-5, sum_over_replicas=None):
     """Penalises a generator that ignores its noise: 1 / (d(images) / d(z) + epsilon).
 
     d is the mean absolute difference; both image batches are drawn from the same texts with
@@ -174,12 +174,22 @@ def mode_seeking_loss(images_a, images_b, z_a, z_b, epsilon=1e-5):
     Args:
         images_a, images_b: [batch, H, W, 3] images of the same texts.
         z_a, z_b: [batch, z_dim] their noise.
+        sum_over_replicas: in a distributed step, a function summing a scalar over the replicas
+            (`replica_ops.sum_over_replicas`), so that d is the mean over the global batch;
+            None for one device.
 
     Returns:
         float32 scalar.
 
     Reference: Mao et al. 2019, "Mode Seeking Generative Adversarial Networks", eq. 3.
     """
-    image_distance = ops.mean(ops.abs(ops.cast(images_a, "float32") - ops.cast(images_b, "float32")))
-    noise_distance = ops.mean(ops.abs(ops.cast(z_a, "float32") - ops.cast(z_b, "float32")))
+    total = sum_over_replicas or (lambda value: value)
+
+    def mean_abs_difference(a, b):
+        difference = ops.abs(ops.cast(a, "float32") - ops.cast(b, "float32"))
+        count = ops.cast(ops.size(difference), "float32")
+        return total(ops.sum(difference)) / total(count)
+
+    image_distance = mean_abs_difference(images_a, images_b)
+    noise_distance = mean_abs_difference(z_a, z_b)
     return 1.0 / (image_distance / noise_distance + epsilon)

@@ -35,13 +35,14 @@ EXPORT_DIR = "export"
 def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> TextToImageGAN:
     """The training model with built sub-models, compiled with built optimizers."""
     model_cfg, data_cfg, train_cfg = config.model, config.data, config.train
+    sync = train_cfg.sync_batch_norm
     gan = TextToImageGAN(
         text_encoder=builders.build_text_encoder(model_cfg, data_cfg, vocabulary_size,
                                                   jit_compile=train_cfg.jit_compile),
-        image_encoder=builders.build_image_encoder(model_cfg, data_cfg),
-        generator=builders.build_generator(model_cfg, data_cfg),
-        discriminator=builders.build_discriminator(model_cfg, data_cfg),
-        style_encoder=builders.build_style_encoder(model_cfg, data_cfg),
+        image_encoder=builders.build_image_encoder(model_cfg, data_cfg, sync),
+        generator=builders.build_generator(model_cfg, data_cfg, sync),
+        discriminator=builders.build_discriminator(model_cfg, data_cfg, sync),
+        style_encoder=builders.build_style_encoder(model_cfg, data_cfg, sync),
         cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
         interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
         mode_seeking_weight=train_cfg.mode_seeking_weight,

@@ -42,10 +42,13 @@ class StageLoop:
         evaluator: a `TrainingEvaluator` scoring the model every `train.eval_every` steps, or
             None (metrics off).
         strategy: the `tf.distribute.Strategy` the models were built under.
+        is_chief: False on a worker that trains but does not draw samples (it still logs and
+            checkpoints, into its own folder, at the same steps: reading and saving metrics is
+            a collective of all workers).
     """
 
     def __init__(self, config, run_dir, gan, checkpoints, probes, evaluator=None,
-                 strategy=None):
+                 strategy=None, is_chief=True):
         self.train_cfg = config.train
         self.batch_size = config.data.batch_size
         self.run_dir = run_dir
@@ -54,6 +57,7 @@ class StageLoop:
         self.probes = probes
         self.evaluator = evaluator
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.is_chief = is_chief
         self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
 
     def run(self, stage, step_fn, trackers, stream, record, total_steps) -> dict:
@@ -113,7 +117,8 @@ class StageLoop:
         cadences = [cfg.log_every, cfg.checkpoint_every]
         if stage == "gan" and self.probes is not None:
             cadences.append(cfg.sample_every)
-        if stage == "gan" and self.evaluator is not None:
+        if stage == "gan" and cfg.eval_every > 0:
+            # On every worker, evaluating or not: all must end their calls at the same steps.
             cadences.append(cfg.eval_every)
         return cadences
 
@@ -129,7 +134,8 @@ class StageLoop:
 
     def _event(self, stage, step, record, last) -> dict:
         cfg = self.train_cfg
-        if stage == "gan" and self.probes is not None and (step % cfg.sample_every == 0 or last):
+        if (stage == "gan" and self.probes is not None and self.is_chief
+                and (step % cfg.sample_every == 0 or last)):
             self._write_samples(step)
         evaluate = self.evaluator is not None and self.evaluator.due(stage, step, last)
         if evaluate or step % cfg.checkpoint_every == 0 or last:

@@ -4,12 +4,14 @@ The run folder's layout and the training model it describes are `tf_t2i.runs`'.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
 import keras
 import numpy as np
 
+from tf_t2i import distribution
 from tf_t2i.checkpoints import UNREADABLE_CHECKPOINT, RunCheckpoints, first_line
 from tf_t2i.config import Config
 from tf_t2i.data.caption_encoder import CaptionEncoder
@@ -80,7 +82,14 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     `config` may differ from the run's only in fields `tf_t2i.resume.safe_field` allows; any
     other change is refused before anything is written. The run folder is locked
     (`tf_t2i.run_lock`) while training, so a second process cannot train into it.
+
+    Under `train.strategy` multiworker, every worker calls this with the same `run_dir`; only
+    the chief locks it and writes into it (`tf_t2i.distribution`).
     """
+    strategy = distribution.make_strategy(config.train.strategy)
+    chief = distribution.is_chief(strategy)
+    distribution.check_batch_size(strategy, config.data.batch_size, pairs=(
+        config.train.interp_weight > 0 or config.train.mode_seeking_weight > 0))
     config = absolute_data_path(with_resolved_precision(config, announce=True))
     checkpoints = RunCheckpoints(run_dir)
     changes = {}
@@ -89,40 +98,57 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
             raise UserInputError(f"--resume {run_dir}: no checkpoint there yet; start it again "
                                  f"without --resume (use --out {run_dir}).")
         changes = check_resume(run_dir, absolute_data_path(read_run_config(run_dir)), config)
-    with RunLock(run_dir):
-        return _train_in_locked_folder(config, run_dir, checkpoints, resume, changes)
+    with RunLock(run_dir) if chief else contextlib.nullcontext():
+        return _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strategy,
+                                       chief)
 
 
-def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes) -> dict:
+def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strategy,
+                            chief) -> dict:
     keras.mixed_precision.set_global_policy(config.train.precision)
     keras.utils.set_random_seed(config.data.seed)
     if not resume:
         if checkpoints.latest() is not None:
             raise UserInputError(f"{run_dir} already holds a run: pass --resume {run_dir} to "
                                  "continue it, or another --out.")
-        write_run_config(run_dir, config, history=[])
+        if chief:
+            write_run_config(run_dir, config, history=[])
 
     dataset = load_dataset(config.data)
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     steps_per_epoch = max(1, len(dataset.train) // config.data.batch_size)
     gan_steps = config.train.steps or config.train.epochs * steps_per_epoch
-    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
+    with strategy.scope():
+        gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
     record = {"stage": "gan", "step": 0, "style_step": 0}
     if resume:
-        record = _restore(config, run_dir, checkpoints, gan, gan_steps, changes)
+        record = _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief)
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
           f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
-    loop = StageLoop(config, run_dir, gan, checkpoints,
-                     Probes.of(dataset, encoder, gan.z_dim, config.data.seed),
-                     TrainingEvaluator.of(run_dir, config, dataset, encoder))
-    if record["step"] < gan_steps:
-        stream = make_train_dataset(dataset.train, config.data, encoder, start_step=record["step"])
-        record = loop.run("gan", gan.train_step, gan.trackers, stream, record, gan_steps)
-    if record["style_step"] < config.train.style_steps:
-        stream = make_train_dataset(dataset.train, config.data, encoder,
-                                    start_step=record["style_step"])
-        record = loop.run("style", gan.style_step, gan.style_trackers, stream, record,
-                          config.train.style_steps)
+    probes = Probes.of(dataset, encoder, gan.z_dim, config.data.seed)
+
+    batch_size = config.data.batch_size
+
+    def stream(start_step):
+        return distribution.distribute(
+            strategy, lambda: make_train_dataset(dataset.train, config.data, encoder,
+                                                 start_step=start_step), batch_size)
+
+    def step(step_fn):
+        return distribution.with_static_batch(step_fn, strategy, batch_size)
+
+    evaluator = TrainingEvaluator.of(run_dir, config, dataset, encoder) if chief else None
+    with distribution.work_folder(run_dir, strategy) as work_dir:
+        loop = StageLoop(config, work_dir, gan, RunCheckpoints(work_dir), probes, evaluator,
+                         strategy, is_chief=chief)
+        if record["step"] < gan_steps:
+            record = loop.run("gan", step(gan.train_step), gan.trackers,
+                              stream(record["step"]), record, gan_steps)
+        if record["style_step"] < config.train.style_steps:
+            record = loop.run("style", step(gan.style_step), gan.style_trackers,
+                              stream(record["style_step"]), record, config.train.style_steps)
+    if not chief:
+        return record
     export_dir = os.path.join(run_dir, EXPORT_DIR)
     try:
         export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
@@ -136,9 +162,10 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes) -> di
     return record
 
 
-def _restore(config, run_dir, checkpoints, gan, gan_steps, changes) -> dict:
+def _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief) -> dict:
     """Loads the newest readable checkpoint, applies the resumed configuration's safe changes,
-    then (only then) writes config.json with the changes added to its history."""
+    then (only then, and only on the chief) writes config.json with the changes added to its
+    history."""
     try:
         record = checkpoints.restore(gan)
     except UNREADABLE_CHECKPOINT as error:
@@ -157,8 +184,9 @@ def _restore(config, run_dir, checkpoints, gan, gan_steps, changes) -> dict:
                       gan.style_optimizer):
         if isinstance(optimizer.learning_rate, keras.Variable):
             optimizer.learning_rate = config.train.learning_rate
-    history = read_history(run_dir)
-    if changes:
-        history.append(history_entry(describe(record), changes))
-    write_run_config(run_dir, config, history)
+    if chief:
+        history = read_history(run_dir)
+        if changes:
+            history.append(history_entry(describe(record), changes))
+        write_run_config(run_dir, config, history)
     return record

@@ -1,7 +1,8 @@
 """`train.py` / `tf-t2i-train`: resolve a configuration, check the data, train.
 
 Configuration is resolved in this order: the preset, then the named flags (--data, --format,
---image-size, --batch-size, --steps, --epochs, --seed), then each `--set section.field=value`.
+--image-size, --batch-size, --steps, --epochs, --seed, --strategy), then each
+`--set section.field=value`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import os
 import sys
 
 from tf_t2i.cli.errors import run_cli
-from tf_t2i.config import DATA_FORMATS, PRESETS, Config, apply_overrides, get_preset
+from tf_t2i.config import (DATA_FORMATS, PRESETS, STRATEGIES, Config, apply_overrides,
+                           get_preset)
 from tf_t2i.data.dataset_summary import DatasetSummary
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.errors import UserInputError
@@ -37,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, help="total GAN training steps (overrides --epochs).")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--strategy", choices=STRATEGIES,
+                        help="devices: default (one), mirrored (every local GPU), multiworker "
+                             "(the cluster in TF_CONFIG; every worker runs the same command with "
+                             "the same --out on a shared disk). Sets train.strategy.")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.FIELD=VALUE",
                         help="override any config field, e.g. --set train.learning_rate=1e-4 "
@@ -73,7 +79,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
     named = {
         "data": {"path": args.data, "format": args.format, "image_size": args.image_size,
                  "batch_size": args.batch_size, "seed": args.seed},
-        "train": {"steps": args.steps, "epochs": args.epochs},
+        "train": {"steps": args.steps, "epochs": args.epochs, "strategy": args.strategy},
     }
     if args.data and not args.format and data.format == "synthetic":
         raise UserInputError("--data was given without --format: add --format reed or "
@@ -109,6 +115,10 @@ def _main(argv: list[str] | None) -> int:
         print(summary.format())
         return 0
 
+    if config.train.strategy == "multiworker" and not (args.out or args.resume):
+        # Each worker would pick its own next free runs/<preset>-<n>.
+        raise UserInputError("--strategy multiworker needs --out RUN (or --resume RUN): the same "
+                             "folder on a disk every worker shares.")
     from tf_t2i.training import run_training
     run_dir = args.resume or args.out or next_run_dir("runs", config.name)
     run_training(config, run_dir, resume=bool(args.resume))

@@ -41,13 +41,14 @@ def leaky_relu():
     return keras.layers.LeakyReLU(negative_slope=0.2)
 
 
-def downsample_stack(filters, final_activation=True):
+def downsample_stack(filters, final_activation=True, sync_batch_norm=False):
     """4x4 stride-2 convolutions, BatchNorm from the second, LeakyReLU(0.2).
 
     Args:
         filters: widths of the successive convolutions; each halves the spatial size.
         final_activation: False leaves the last convolution at BatchNorm, as Reed's discriminator
             does before its residual block.
+        sync_batch_norm: BatchNorm statistics over the global batch of all replicas.
 
     Returns:
         A list of layers to put in a `keras.Sequential`.
@@ -56,7 +57,7 @@ def downsample_stack(filters, final_activation=True):
     for index, width in enumerate(filters):
         layers.append(conv2d(width, 4, strides=2, use_bias=index == 0))
         if index > 0:
-            layers.append(batch_norm())
+            layers.append(batch_norm(synchronized=sync_batch_norm))
         if final_activation or index < len(filters) - 1:
             layers.append(leaky_relu())
     return layers

@@ -1,7 +1,9 @@
 """Built models from a configuration: unpack `ModelConfig`/`DataConfig` fields into kwargs.
 
 Each builder calls its model once on zeros so that its variables exist before an optimizer,
-checkpoint or distribution strategy looks for them.
+checkpoint or distribution strategy looks for them. `sync_batch_norm` (from
+`TrainConfig.sync_batch_norm`) makes every BatchNorm use the statistics of the global batch of all
+replicas.
 """
 import keras
 
@@ -34,38 +36,41 @@ def build_text_encoder(model_cfg, data_cfg, vocabulary_size, jit_compile=False):
     return encoder
 
 
-def build_image_encoder(model_cfg, data_cfg):
+def build_image_encoder(model_cfg, data_cfg, sync_batch_norm=False):
     """Returns a built `ImageEncoder` for `data_cfg.image_size` images."""
     encoder = ImageEncoder(filters=model_cfg.image_encoder_filters,
-                           embedding_dim=model_cfg.embedding_dim, name="image_encoder")
+                           embedding_dim=model_cfg.embedding_dim, sync_batch_norm=sync_batch_norm,
+                           name="image_encoder")
     encoder(_images(data_cfg))
     return encoder
 
 
-def build_generator(model_cfg, data_cfg):
+def build_generator(model_cfg, data_cfg, sync_batch_norm=False):
     """Returns a built `Generator` drawing `data_cfg.image_size` images."""
     generator = Generator(
         image_size=data_cfg.image_size, z_dim=model_cfg.z_dim,
         embedding_dim=model_cfg.embedding_dim, text_projection_dim=model_cfg.text_projection_dim,
-        ngf=model_cfg.ngf, upsampling=model_cfg.upsampling, name="generator")
+        ngf=model_cfg.ngf, upsampling=model_cfg.upsampling, sync_batch_norm=sync_batch_norm,
+        name="generator")
     generator((keras.ops.zeros((1, model_cfg.z_dim)),
                keras.ops.zeros((1, model_cfg.embedding_dim))))
     return generator
 
 
-def build_discriminator(model_cfg, data_cfg):
+def build_discriminator(model_cfg, data_cfg, sync_batch_norm=False):
     """Returns a built `Discriminator` for `data_cfg.image_size` images."""
     discriminator = Discriminator(
         image_size=data_cfg.image_size, embedding_dim=model_cfg.embedding_dim,
         text_projection_dim=model_cfg.text_projection_dim, ndf=model_cfg.ndf,
-        minibatch_stddev=model_cfg.minibatch_stddev, name="discriminator")
+        minibatch_stddev=model_cfg.minibatch_stddev, sync_batch_norm=sync_batch_norm,
+        name="discriminator")
     discriminator((_images(data_cfg), keras.ops.zeros((1, model_cfg.embedding_dim))))
     return discriminator
 
 
-def build_style_encoder(model_cfg, data_cfg):
+def build_style_encoder(model_cfg, data_cfg, sync_batch_norm=False):
     """Returns a built `StyleEncoder` for `data_cfg.image_size` images."""
     encoder = StyleEncoder(z_dim=model_cfg.z_dim, filters=model_cfg.style_encoder_filters,
-                           name="style_encoder")
+                           sync_batch_norm=sync_batch_norm, name="style_encoder")
     encoder(_images(data_cfg))
     return encoder

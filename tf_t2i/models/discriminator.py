@@ -30,6 +30,8 @@ class Discriminator(keras.Model):
             channel (Karras et al. 2018), so D can tell a batch of near-identical fakes from a
             varied real batch. Not in Reed's design (off by default); it counters a generator
             that ignores z, which style transfer needs.
+        sync_batch_norm: BatchNorm statistics over the global batch of all replicas (TensorFlow
+            backend; for distributed training).
 
     Call args:
         inputs: a pair (images [batch, image_size, image_size, 3] in [-1, 1],
@@ -43,7 +45,7 @@ class Discriminator(keras.Model):
     """
 
     def __init__(self, image_size=64, embedding_dim=1024, text_projection_dim=128, ndf=64,
-                 minibatch_stddev=False, **kwargs):
+                 minibatch_stddev=False, sync_batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         if image_size not in IMAGE_SIZES:
             raise ValueError(
@@ -55,20 +57,23 @@ class Discriminator(keras.Model):
         self.text_projection_dim = text_projection_dim
         self.ndf = ndf
         self.minibatch_stddev = minibatch_stddev
+        self.sync_batch_norm = sync_batch_norm
+        norm = {"synchronized": sync_batch_norm}
 
         widths = discriminator_widths(image_size, ndf)
         # The last convolution stops at BatchNorm: the block's LeakyReLU follows the addition.
         self.image_features = keras.Sequential(
-            [*blocks.downsample_stack(widths, final_activation=False),
-             ResidualBlock(widths[-1], widths[-1] // 4, "leaky_relu")],
+            [*blocks.downsample_stack(widths, final_activation=False,
+                                     sync_batch_norm=sync_batch_norm),
+             ResidualBlock(widths[-1], widths[-1] // 4, "leaky_relu", sync_batch_norm)],
             name="image_features")
         self.text_projection = keras.Sequential(
-            [blocks.dense(text_projection_dim, use_bias=False), blocks.batch_norm(),
+            [blocks.dense(text_projection_dim, use_bias=False), blocks.batch_norm(**norm),
              blocks.leaky_relu()], name="text_projection")
         # The final conv is float32 so logits (and the losses built on them) stay float32 under a
         # mixed precision policy.
         self.joint_classifier = keras.Sequential(
-            [blocks.conv2d(ndf * 8, 1), blocks.batch_norm(), blocks.leaky_relu(),
+            [blocks.conv2d(ndf * 8, 1), blocks.batch_norm(**norm), blocks.leaky_relu(),
              blocks.conv2d(1, 4, padding="valid", use_bias=True, dtype="float32")],
             name="joint_classifier")
 
@@ -101,7 +106,8 @@ class Discriminator(keras.Model):
         config = super().get_config()
         config.update(image_size=self.image_size, embedding_dim=self.embedding_dim,
                       text_projection_dim=self.text_projection_dim, ndf=self.ndf,
-                      minibatch_stddev=self.minibatch_stddev)
+                      minibatch_stddev=self.minibatch_stddev,
+                      sync_batch_norm=self.sync_batch_norm)
         return config
 
 

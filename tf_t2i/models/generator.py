@@ -42,6 +42,8 @@ class Generator(keras.Model):
         text_projection_dim: size the embedding is compressed to before concatenation (Reed: 128).
         ngf: width multiplier (Reed: 128).
         upsampling: "transpose" (Reed) or "nearest" (nearest neighbour + 3x3 conv).
+        sync_batch_norm: BatchNorm statistics over the global batch of all replicas (TensorFlow
+            backend; for distributed training).
 
     Call args:
         inputs: a pair (z [batch, z_dim], text_embedding [batch, embedding_dim]).
@@ -54,7 +56,7 @@ class Generator(keras.Model):
     """
 
     def __init__(self, image_size=64, z_dim=100, embedding_dim=1024, text_projection_dim=128,
-                 ngf=128, upsampling="transpose", **kwargs):
+                 ngf=128, upsampling="transpose", sync_batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         if image_size not in IMAGE_SIZES:
             raise ValueError(
@@ -70,6 +72,8 @@ class Generator(keras.Model):
         self.text_projection_dim = text_projection_dim
         self.ngf = ngf
         self.upsampling = upsampling
+        self.sync_batch_norm = sync_batch_norm
+        norm = {"synchronized": sync_batch_norm}
 
         # Reed projects the text without BatchNorm in G (only a LeakyReLU).
         self.text_projection = keras.Sequential(
@@ -80,13 +84,13 @@ class Generator(keras.Model):
         # the residual blocks: their output ReLU follows the addition.
         layers = [blocks.dense(4 * 4 * widths[0], use_bias=False),
                   keras.layers.Reshape((4, 4, widths[0])),
-                  blocks.batch_norm(),
-                  ResidualBlock(widths[0], widths[0] // 4, "relu"),
+                  blocks.batch_norm(**norm),
+                  ResidualBlock(widths[0], widths[0] // 4, "relu", sync_batch_norm),
                   *_upsample(widths[1], upsampling, use_bias=False),
-                  blocks.batch_norm(),
-                  ResidualBlock(widths[1], widths[1] // 4, "relu")]
+                  blocks.batch_norm(**norm),
+                  ResidualBlock(widths[1], widths[1] // 4, "relu", sync_batch_norm)]
         for width in widths[2:]:
-            layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(),
+            layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(**norm),
                        keras.layers.ReLU()]
         # float32 output layers keep images exact under a mixed precision policy.
         layers += [*_upsample(3, upsampling, dtype="float32"),
@@ -104,5 +108,5 @@ class Generator(keras.Model):
         config.update(image_size=self.image_size, z_dim=self.z_dim,
                       embedding_dim=self.embedding_dim,
                       text_projection_dim=self.text_projection_dim, ngf=self.ngf,
-                      upsampling=self.upsampling)
+                      upsampling=self.upsampling, sync_batch_norm=self.sync_batch_norm)
         return config

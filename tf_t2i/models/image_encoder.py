@@ -13,6 +13,7 @@ class ImageEncoder(keras.Model):
     Args:
         filters: widths of the stride-2 convolutions.
         embedding_dim: size of the joint embedding (equal to the text encoder's).
+        sync_batch_norm: BatchNorm statistics over the global batch of all replicas.
 
     Call args:
         inputs: [batch, size, size, 3] float in [-1, 1] (any size divisible by 2**len(filters)).
@@ -25,14 +26,17 @@ class ImageEncoder(keras.Model):
     pretrains against GoogLeNet features; we train this CNN jointly, as the TensorLayer port does.
     """
 
-    def __init__(self, filters=(64, 128, 256, 512), embedding_dim=1024, **kwargs):
+    def __init__(self, filters=(64, 128, 256, 512), embedding_dim=1024, sync_batch_norm=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if not filters:
             raise ValueError("ImageEncoder filters must name at least one convolution width.")
         self.filters = tuple(filters)
         self.embedding_dim = embedding_dim
+        self.sync_batch_norm = sync_batch_norm
         self.body = keras.Sequential(
-            [*blocks.downsample_stack(self.filters), keras.layers.GlobalAveragePooling2D(),
+            [*blocks.downsample_stack(self.filters, sync_batch_norm=sync_batch_norm),
+             keras.layers.GlobalAveragePooling2D(),
              blocks.dense(embedding_dim, dtype="float32")], name="body")
 
     def call(self, inputs, training=None):
@@ -40,5 +44,6 @@ class ImageEncoder(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, embedding_dim=self.embedding_dim)
+        config.update(filters=self.filters, embedding_dim=self.embedding_dim,
+                      sync_batch_norm=self.sync_batch_norm)
         return config

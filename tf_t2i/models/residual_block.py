@@ -14,6 +14,8 @@ class ResidualBlock(keras.layers.Layer):
         filters: channels of the input and the output.
         bottleneck_filters: channels of the two inner convolutions (Reed: filters // 4).
         activation: "relu" (generator) or "leaky_relu" (slope 0.2, discriminator).
+        sync_batch_norm: BatchNorm statistics over the global batch of all replicas (TensorFlow
+            backend).
 
     Call args:
         inputs: [batch, height, width, filters].
@@ -26,7 +28,8 @@ class ResidualBlock(keras.layers.Layer):
     `main_cls_int.lua`.
     """
 
-    def __init__(self, filters, bottleneck_filters, activation="relu", **kwargs):
+    def __init__(self, filters, bottleneck_filters, activation="relu", sync_batch_norm=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -34,12 +37,13 @@ class ResidualBlock(keras.layers.Layer):
         self.filters = filters
         self.bottleneck_filters = bottleneck_filters
         self.activation = activation
+        self.sync_batch_norm = sync_batch_norm
         self.reduce = blocks.conv2d(bottleneck_filters, 1)
-        self.reduce_norm = blocks.batch_norm()
+        self.reduce_norm = blocks.batch_norm(synchronized=sync_batch_norm)
         self.spatial = blocks.conv2d(bottleneck_filters, 3)
-        self.spatial_norm = blocks.batch_norm()
+        self.spatial_norm = blocks.batch_norm(synchronized=sync_batch_norm)
         self.expand = blocks.conv2d(filters, 3)
-        self.expand_norm = blocks.batch_norm()
+        self.expand_norm = blocks.batch_norm(synchronized=sync_batch_norm)
 
     def _activate(self, x):
         if self.activation == "relu":
@@ -70,5 +74,5 @@ class ResidualBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, bottleneck_filters=self.bottleneck_filters,
-                      activation=self.activation)
+                      activation=self.activation, sync_batch_norm=self.sync_batch_norm)
         return config

@@ -14,6 +14,7 @@ class StyleEncoder(keras.Model):
     Args:
         z_dim: noise dimension of the generator.
         filters: widths of the stride-2 convolutions.
+        sync_batch_norm: BatchNorm statistics over the global batch of all replicas.
 
     Call args:
         inputs: [batch, size, size, 3] float in [-1, 1]; the size is fixed by the first call.
@@ -26,14 +27,16 @@ class StyleEncoder(keras.Model):
     ||z - S(G(z, phi(t)))||^2) and section 5 (style and content experiments).
     """
 
-    def __init__(self, z_dim=100, filters=(64, 128, 256, 512), **kwargs):
+    def __init__(self, z_dim=100, filters=(64, 128, 256, 512), sync_batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         if not filters:
             raise ValueError("StyleEncoder filters must name at least one convolution width.")
         self.z_dim = z_dim
         self.filters = tuple(filters)
+        self.sync_batch_norm = sync_batch_norm
         self.body = keras.Sequential(
-            [*blocks.downsample_stack(self.filters), keras.layers.Flatten(),
+            [*blocks.downsample_stack(self.filters, sync_batch_norm=sync_batch_norm),
+             keras.layers.Flatten(),
              blocks.dense(z_dim, dtype="float32")], name="body")
 
     def call(self, inputs, training=None):
@@ -41,5 +44,5 @@ class StyleEncoder(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(z_dim=self.z_dim, filters=self.filters)
+        config.update(z_dim=self.z_dim, filters=self.filters, sync_batch_norm=self.sync_batch_norm)
         return config
