@@ -21,21 +21,23 @@ def changed(*overrides):
     return apply_overrides(TINY, list(overrides))
 
 
-def test_safe_fields_are_lengths_cadences_and_the_learning_rate():
+def test_safe_fields_are_lengths_cadences_the_learning_rate_and_how_training_runs():
     for name in ("train.steps", "train.epochs", "train.style_steps", "train.learning_rate",
                  "train.log_every", "train.sample_every", "train.checkpoint_every",
-                 "train.eval_every"):
+                 "train.eval_every", "train.steps_per_execution", "train.strategy",
+                 "train.eval_metrics", "train.best_metric"):
         assert safe_field(name), name
     for name in ("data.image_size", "data.batch_size", "data.seed", "data.captions_per_image",
                  "data.shuffle_buffer", "train.lr_decay_every_epochs", "train.precision",
-                 "model.ngf", "data.path"):
+                 "train.jit_compile", "train.sync_batch_norm", "model.ngf", "data.path"):
         assert not safe_field(name), name
 
 
 def test_check_resume_lists_safe_changes_and_refuses_the_rest(tmp_path):
     requested = changed("train.steps=9", "train.learning_rate=1e-5", "train.log_every=3")
     assert check_resume("RUN", TINY, requested) == {
-        "train.steps": (4, 9), "train.learning_rate": (2e-4, 1e-5), "train.log_every": (1, 3)}
+        "train.steps": (4, 9), "train.learning_rate": (2e-4, 1e-5),
+        "train.log_every": (TINY.train.log_every, 3)}
     with pytest.raises(UnsafeResume) as raised:
         check_resume("RUN", TINY, changed("train.steps=9", "data.image_size=64"))
     assert str(raised.value).startswith(
