@@ -458,6 +458,13 @@ def write_untrained_run(path: str, config) -> tuple:
     from tf_t2i.data.caption_encoder import CaptionEncoder
     from tf_t2i.runs import LoadedRun, build_gan
 
+    import keras
+
+    # A run folder records a resolved precision; these models are built and saved in float32,
+    # so loading the folder again draws the same images on any CPU.
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                   precision="float32"))
+    keras.mixed_precision.set_global_policy("float32")
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
         f.write(config.to_json())

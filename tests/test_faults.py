@@ -103,6 +103,7 @@ def train_through_kills(run_dir, kills):
     pytest.fail(f"the run did not finish after {len(kills)} kills")
 
 
+@pytest.mark.slow  # about a minute; test_training's kill -9 test stays in the default suite.
 def test_kill_9_inside_checkpoint_writes_then_resume_matches_the_whole_run(tmp_path,
                                                                            cli_tiny_run):
     """Two kills: while the weights file is half written, and between the weights' rename and

@@ -62,6 +62,7 @@ def trained(stream, jit_compile, steps):
     return gan
 
 
+@pytest.mark.slow  # XLA compiles the tiny step for most of a minute on 2 cores.
 def test_xla_compiled_steps_match_the_plain_steps(stream, monkeypatch):
     """Same losses; the same updates up to float noise.
 
