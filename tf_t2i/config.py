@@ -254,10 +254,11 @@ def _tiny() -> Config:
 
 
 def _default() -> Config:
-    """The CPU-sized default: `python train.py` on 2 cores in about 15 minutes.
+    """The CPU-sized default: `python train.py` on 2 cores in 14-21 minutes where the CPU has
+    native bfloat16, about 33 minutes where it has not (docs/BENCHMARKS.md).
 
-    `train.precision=auto` picks bfloat16 compute on CPUs with AMX/AVX-512 bf16 (about twice as
-    fast as float32 there) and float32 on the others. The mode-seeking term (not in Reed's design) keeps
+    `train.precision=auto` picks bfloat16 compute on CPUs with AMX/AVX-512 bf16 (1.16x float32
+    on this preset on a Sapphire Rapids VM) and float32 on the others. The mode-seeking term (not in Reed's design) keeps
     G from drawing one image per caption whatever z is; without it the style encoder has
     nothing to recover (its loss stayed at z_dim in a default run).
     """

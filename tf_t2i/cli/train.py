@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train GAN-INT-CLS (Reed et al. 2016) with a jointly trained char-CNN-RNN "
                     "text encoder and a style encoder.")
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                        help="named configuration (default: %(default)s, CPU-sized, ~15 min).")
+                        help="named configuration (default: %(default)s, CPU-sized, "
+                             "15-35 min on 2 cores).")
     parser.add_argument("--data", help="dataset folder (not needed for --format synthetic).")
     parser.add_argument("--format", choices=DATA_FORMATS,
                         help="dataset layout: synthetic (built in), reed (text_c10), jsonl.")
