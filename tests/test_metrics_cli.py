@@ -104,7 +104,7 @@ def test_metrics_of_a_reed_run_with_an_evaluator(reed, evaluator, work):
     assert report["metrics"]["fid_domain"]["real_half_vs_half"] >= 0
     assert report["metrics"]["diversity_pixel_l1"]["real"] > 0
     # Five metrics lack what they need: one line each, in the JSON too.
-    assert len(notes(err)) == 5 == len(report["skipped"])
+    assert len(notes(err)) == 6 == len(report["skipped"])
     assert "Traceback" not in err
 
 

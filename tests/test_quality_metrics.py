@@ -157,3 +157,41 @@ def test_a_wrong_inception_file_is_one_clear_error(tmp_path, inception_file):
         assert "--inception-weights FILE" in message
     with pytest.raises(UserInputError, match="does not exist"):
         InceptionFeatures(str(tmp_path / "missing.h5"))
+
+
+class InterpolatingModel(FakeModel):
+    """`interpolate(a, b)` shows the real image captioned `a`, then the one captioned `b`:
+    switching once at the middle, or back and forth on every frame."""
+
+    def __init__(self, split, alternate):
+        super().__init__(_caption_colour)
+        self.image_of = {caption: image for captions, image in zip(split.captions, split.images)
+                         for caption in captions}
+        self.alternate = alternate
+
+    def interpolate(self, caption_a, caption_b, steps, seed):
+        t = np.linspace(0.0, 1.0, steps)
+        shows_b = (np.arange(steps) % 2 == 1) if self.alternate else t >= 0.5
+        shows_b[-1] = True
+        frames = [self.image_of[caption_b if b else caption_a] for b in shows_b]
+        return np.stack(frames), t
+
+
+def test_interpolation_monotonicity_tells_a_single_switch_from_jumping_back(dataset):
+    suite = QualityMetrics(dataset, "test", ["interpolation_monotonicity"], SIZE, num_images=120)
+    switching = suite.evaluate(InterpolatingModel(dataset.test, alternate=False))
+    jumping = suite.evaluate(InterpolatingModel(dataset.test, alternate=True))
+    switching, jumping = (r["interpolation_monotonicity"] for r in (switching, jumping))
+    assert switching["pairs"] == 50 and switching["steps"] == 8
+    # Real images read back right almost always: one switch is monotone, with right endpoints.
+    assert switching["monotone"] >= 0.95 and switching["endpoints_right"] >= 0.9
+    assert jumping["monotone"] <= 0.05 and jumping["endpoints_right"] >= 0.9
+
+
+def test_is_monotone_change_by_hand():
+    from tf_t2i.evaluation.statistics import is_monotone_change
+    assert is_monotone_change([1, 1, 4, 2, 2], start_value=1, end_value=2)
+    assert is_monotone_change([1, 1, 1], start_value=1, end_value=2)  # never leaves: no jump
+    assert not is_monotone_change([1, 2, 1, 2], start_value=1, end_value=2)
+    assert not is_monotone_change([1, 3, 1, 2], start_value=1, end_value=2)  # back to the start
+    assert not is_monotone_change([1, 2, 3, 2], start_value=1, end_value=2)  # left the end

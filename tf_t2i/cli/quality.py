@@ -20,14 +20,16 @@ _METRICS_HELP = f"""\
 Writes --out: one JSON object {{"metrics": {{key: entry}}, "skipped": [...], "model", "data",
 "split", "num_images", "seed", "seconds", "date", "machine"}}. Keys name their protocol, e.g.
 r_precision_100, fid_inception_5k (the sample count), fid_domain, diversity_pixel_l1,
-style_verification_auc, style_transfer_background, attribute_accuracy; every entry holds its
+style_verification_auc, style_transfer_background, attribute_accuracy,
+interpolation_monotonicity; every entry holds its
 sample count (num_images), seed and split, and the real images' value where one exists
 (real*, real_ceiling). Metrics: {', '.join(METRICS)} (see tf_t2i/evaluation/quality_metrics.py).
 A metric whose needs are missing is skipped with one line:
   r_precision, fid_domain     --evaluator EVAL (written by `evaluate.py train-evaluator`)
   fid_inception, inception_score   --inception-weights FILE (Keras InceptionV3 weights; nothing
                               is downloaded; the file with the classifier also gives IS)
-  style_verification, style_transfer_fidelity, attribute_accuracy   --format synthetic
+  style_verification, style_transfer_fidelity, attribute_accuracy,
+  interpolation_monotonicity  --format synthetic
 The sample: --num-images images of the split (default: all), one caption and one noise vector
 each, all chosen by --seed; the same seed gives the same numbers."""
 

@@ -25,6 +25,9 @@ Metrics (the names `--metrics` takes) and their keys in the result:
                        background (not named in the caption) is the source image's.
   attribute_accuracy   attribute_accuracy: caption fidelity on the built-in dataset, seen and
                        unseen splits, chance and real-image ceilings beside.
+  interpolation_monotonicity  interpolation_monotonicity: share of text interpolations from
+                       caption A to caption B (fixed noise) whose read-back colours move from A's
+                       to B's without jumping back; the endpoints' accuracy beside it.
 A metric whose needs are missing (no evaluator, no weights file, no style labels) is left out of
 the result with one line in `skipped` saying what it needs.
 
@@ -44,7 +47,8 @@ from tf_t2i.evaluation import statistics
 from tf_t2i.evaluation.inception_features import HOW_TO_GET
 
 METRICS = ("r_precision", "fid_inception", "inception_score", "fid_domain", "diversity",
-           "style_verification", "style_transfer_fidelity", "attribute_accuracy")
+           "style_verification", "style_transfer_fidelity", "attribute_accuracy",
+           "interpolation_monotonicity")
 #: Columns of the synthetic dataset's attributes that describe style, not content (the class):
 #: the background is drawn per image; the petal count is part of the class but is a shape, which
 #: the style encoder should also carry. Reed et al. 2016 section 5.2 used pose and background.
@@ -55,6 +59,11 @@ DIVERSITY_CAPTIONS = 20
 DIVERSITY_IMAGES = 8
 STYLE_PAIRS_IMAGES = 1000
 ATTRIBUTE_CAPTIONS = 256
+INTERPOLATION_PAIRS = 50
+INTERPOLATION_STEPS = 8
+#: The attributes a text interpolation is checked on: the two colours, which every pair differs in
+#: at least one of (pairs are drawn from different classes of the same colour-naming captions).
+INTERPOLATED_ATTRIBUTES = ("petal_colour", "centre_colour")
 
 
 def count_name(count: int) -> str:
@@ -143,6 +152,8 @@ class QualityMetrics:
                                                    "(--format synthetic)"),
             "attribute_accuracy": (synthetic, "needs the built-in dataset's attribute reader "
                                               "(--format synthetic)"),
+            "interpolation_monotonicity": (synthetic, "needs the built-in dataset's attribute "
+                                                      "reader (--format synthetic)"),
             "diversity": (len(np.unique(self.labels)) < len(self.labels),
                           "needs a class with two or more images in the sample"),
         }
@@ -332,6 +343,46 @@ class QualityMetrics:
             entry["num_captions"] = result["num_captions"]
         return {"attribute_accuracy": dict(self._entry(**entry),
                                            num_images=entry["num_captions"])}
+
+    def _interpolation_monotonicity(self, model, generated) -> dict:
+        from tf_t2i.evaluation.synthetic_attributes import read_attributes
+        columns = [self.dataset.attribute_names.index(n) for n in INTERPOLATED_ATTRIBUTES]
+        attributes = self.split.attributes[self.indices]
+        monotone, endpoints = [], []
+        for pair, (a, b) in enumerate(self._interpolation_pairs()):
+            frames, _ = model.interpolate(self.captions[a], self.captions[b],
+                                          INTERPOLATION_STEPS, self.seed + pair)
+            read = read_attributes(frames, include_background=False)
+            changed = [c for c in columns if attributes[a, c] != attributes[b, c]]
+            monotone.append(all(statistics.is_monotone_change(
+                read[:, c], attributes[a, c], attributes[b, c]) for c in changed))
+            endpoints.append(all(read[0, c] == attributes[a, c] and read[-1, c] == attributes[b, c]
+                                 for c in changed))
+        monotone, endpoints = np.asarray(monotone), np.asarray(endpoints)
+        return {"interpolation_monotonicity": dict(self._entry(
+            monotone=float(np.mean(monotone)), endpoints_right=float(np.mean(endpoints)),
+            monotone_and_endpoints_right=float(np.mean(monotone & endpoints)),
+            pairs=len(monotone), steps=INTERPOLATION_STEPS,
+            attributes=list(INTERPOLATED_ATTRIBUTES)), num_images=len(monotone) * INTERPOLATION_STEPS)}
+
+    def _interpolation_pairs(self) -> list[tuple[int, int]]:
+        """Up to INTERPOLATION_PAIRS (a, b) sample positions of different colour pairs whose
+        captions both name the petal and the centre colour."""
+        from tf_t2i.evaluation.caption_fidelity import caption_mentions
+        attributes = self.split.attributes[self.indices]
+        usable = [i for i in range(self.num_images)
+                  if all(caption_mentions(self.captions[i], attributes[i])[:2])]
+        rng = np.random.default_rng(self.seed + 3)
+        pairs = []
+        for a in rng.permutation(usable):
+            others = [b for b in usable
+                      if tuple(attributes[b, :2]) != tuple(attributes[a, :2])]
+            if others:
+                pairs.append((int(a), int(others[rng.integers(len(others))])))
+            if len(pairs) == INTERPOLATION_PAIRS:
+                break
+        return pairs
+
 
 
 def load_images(split: Split, indices, size: int) -> np.ndarray:

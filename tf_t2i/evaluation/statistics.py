@@ -192,3 +192,20 @@ def same_value_pairs(values, similarity) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values)
     upper = np.triu_indices(len(values), k=1)
     return np.asarray(similarity)[upper], values[upper[0]] == values[upper[1]]
+
+
+def is_monotone_change(read_values, start_value, end_value) -> bool:
+    """True when a sequence of read values moves from `start_value` to `end_value` without
+    jumping back: once a frame reads `end_value`, no later frame reads anything else, and once
+    a frame stops reading `start_value`, no later frame reads it again.
+
+    Args:
+        read_values: int [T], e.g. the petal colour read from each frame of a text interpolation.
+        start_value, end_value: the values the first and the last caption name.
+
+    It says nothing of the endpoints: a sequence that never leaves `start_value` is monotone.
+    """
+    values = np.asarray(read_values)
+    reached_end = (values == end_value).astype(np.int8)
+    left_start = (values != start_value).astype(np.int8)
+    return bool(np.all(np.diff(reached_end) >= 0) and np.all(np.diff(left_start) >= 0))
