@@ -35,7 +35,7 @@ class Discriminator(keras.Model):
             backend; for distributed training).
         conditioning: "concat" (Reed) or "projection": Reed's concat path plus the projection
             term <W t, sum of the 4x4 image features> added to the logit (Miyato & Koyama 2018;
-            not in Reed's design). W starts at N(0, 0.02) like every other weight.
+            not in Reed's design). W starts at zero, so D starts as Reed's.
         spectral_norm: spectral normalisation of every convolution and dense layer (Miyato et
             al. 2018; `blocks.spectral_norm`).
         batch_norm: BatchNorm after the convolutions and the text projection (Reed); False
@@ -99,9 +99,12 @@ class Discriminator(keras.Model):
              normalised(blocks.conv2d(1, 4, padding="valid", use_bias=True, dtype="float32"))],
             name="joint_classifier")
         if conditioning == "projection":
-            # float32 like the logit it is added to.
-            self.embedding_projection = normalised(blocks.dense(
-                widths[-1], use_bias=False, dtype="float32", name="embedding_projection"))
+            # Zero at the start, so D starts as Reed's: with N(0, 0.02) weights, the sum over
+            # 16 positions against a text embedding of norm sqrt(E) gave initial logits of
+            # tens (d_loss 21 at the tiny preset's second step). float32 like the logit.
+            self.embedding_projection = normalised(keras.layers.Dense(
+                widths[-1], use_bias=False, kernel_initializer="zeros", dtype="float32",
+                name="embedding_projection"))
 
     def call(self, inputs, training=None):
         images, text_embedding = inputs
