@@ -35,9 +35,10 @@ class Discriminator(keras.Model):
             backend; for distributed training).
         conditioning: "concat" (Reed) or "projection": Reed's concat path plus the projection
             term <W t, sum of the 4x4 image features> added to the logit (Miyato & Koyama 2018;
-            not in Reed's design). W starts at zero, so D starts as Reed's.
-        spectral_norm: spectral normalisation of every convolution and dense layer (Miyato et
-            al. 2018; `blocks.spectral_norm`).
+            not in Reed's design). W starts at zero, so D starts as Reed's, and is not
+            spectrally normalised (see `__init__`).
+        spectral_norm: spectral normalisation of every convolution and dense layer but the
+            projection's W (Miyato et al. 2018; `blocks.spectral_norm`).
         batch_norm: BatchNorm after the convolutions and the text projection (Reed); False
             leaves them out (SN-GAN's and DF-GAN's discriminators have none).
 
@@ -99,12 +100,15 @@ class Discriminator(keras.Model):
              normalised(blocks.conv2d(1, 4, padding="valid", use_bias=True, dtype="float32"))],
             name="joint_classifier")
         if conditioning == "projection":
-            # Zero at the start, so D starts as Reed's: with N(0, 0.02) weights, the sum over
-            # 16 positions against a text embedding of norm sqrt(E) gave initial logits of
-            # tens (d_loss 21 at the tiny preset's second step). float32 like the logit.
-            self.embedding_projection = normalised(keras.layers.Dense(
+            # W starts at zero, so D starts as Reed's, and grows as D learns it. Its scale
+            # matters: the sum over 16 positions against a text embedding of norm sqrt(E) gave
+            # logits of tens from N(0, 0.02) weights (d_loss 21 at the tiny preset's second
+            # step), and of about a hundred when spectral normalisation rescaled W to norm 1
+            # (g_loss 175 at the first step), so W stays out of spectral normalisation.
+            # float32 like the logit it is added to.
+            self.embedding_projection = keras.layers.Dense(
                 widths[-1], use_bias=False, kernel_initializer="zeros", dtype="float32",
-                name="embedding_projection"))
+                name="embedding_projection")
 
     def call(self, inputs, training=None):
         images, text_embedding = inputs
