@@ -19,6 +19,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multiworker")
 UPSAMPLINGS = ("transpose", "nearest")
 INTERPOLATIONS = ("interpolate", "extrapolate")
+GENERATOR_CONDITIONINGS = ("concat", "affine")
+DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,15 @@ class ModelConfig:
         style_encoder_filters: widths of the style encoder's stride-2 convolutions.
         minibatch_stddev: give D the batch's feature standard deviation (not in Reed's design;
             counters a generator that ignores z).
+        generator_conditioning: "concat" (Reed: [z, t] enters G's first layer only) or "affine"
+            (also a text-conditioned scale and shift after every BatchNorm of G; DF-GAN).
+        discriminator_conditioning: "concat" (Reed: text replicated and concatenated at 4x4) or
+            "projection" (Reed's concat plus the projection term <W t, sum-pooled features>;
+            Miyato & Koyama 2018).
+        spectral_norm: spectral normalisation of every convolution and dense layer of D
+            (Miyato et al. 2018); D's BatchNorms stay unless `discriminator_batch_norm` is off.
+        discriminator_batch_norm: BatchNorm in D (Reed: on); off suits `spectral_norm`, as in
+            SN-GAN and DF-GAN, whose discriminators have none.
     """
 
     z_dim: int = 100
@@ -93,6 +104,10 @@ class ModelConfig:
     image_encoder_filters: tuple[int, ...] = (64, 128, 256, 512)
     style_encoder_filters: tuple[int, ...] = (64, 128, 256, 512)
     minibatch_stddev: bool = False
+    generator_conditioning: str = "concat"
+    discriminator_conditioning: str = "concat"
+    spectral_norm: bool = False
+    discriminator_batch_norm: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +226,10 @@ class Config:
             (self.data.caption_length >= 8, "data.caption_length must be >= 8"),
             (self.data.batch_size >= 2, "data.batch_size must be >= 2 (GAN-CLS needs a wrong caption)"),
             (self.model.upsampling in UPSAMPLINGS, f"model.upsampling must be one of {UPSAMPLINGS}"),
+            (self.model.generator_conditioning in GENERATOR_CONDITIONINGS,
+             f"model.generator_conditioning must be one of {GENERATOR_CONDITIONINGS}"),
+            (self.model.discriminator_conditioning in DISCRIMINATOR_CONDITIONINGS,
+             f"model.discriminator_conditioning must be one of {DISCRIMINATOR_CONDITIONINGS}"),
             (self.train.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}"),
             (self.train.strategy in STRATEGIES, f"train.strategy must be one of {STRATEGIES}"),
             (self.train.steps_per_execution >= 1, "train.steps_per_execution must be >= 1"),

@@ -25,6 +25,12 @@ def batch_norm(**kwargs):
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02), **kwargs)
 
 
+def normalization(enabled=True, **kwargs):
+    """`batch_norm(**kwargs)` when `enabled`, else an identity layer (a discriminator without
+    BatchNorm, e.g. under spectral normalisation)."""
+    return batch_norm(**kwargs) if enabled else keras.layers.Identity()
+
+
 def conv2d(filters, kernel_size, strides=1, padding="same", use_bias=False, **kwargs):
     """Conv2D with N(0, 0.02) weights; no bias by default because a BatchNorm follows."""
     return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
@@ -41,7 +47,8 @@ def leaky_relu():
     return keras.layers.LeakyReLU(negative_slope=0.2)
 
 
-def downsample_stack(filters, final_activation=True, sync_batch_norm=False):
+def downsample_stack(filters, final_activation=True, sync_batch_norm=False, use_batch_norm=True,
+                     use_spectral_norm=False):
     """4x4 stride-2 convolutions, BatchNorm from the second, LeakyReLU(0.2).
 
     Args:
@@ -49,15 +56,36 @@ def downsample_stack(filters, final_activation=True, sync_batch_norm=False):
         final_activation: False leaves the last convolution at BatchNorm, as Reed's discriminator
             does before its residual block.
         sync_batch_norm: BatchNorm statistics over the global batch of all replicas.
+        use_batch_norm: False leaves the BatchNorms out.
+        use_spectral_norm: spectral normalisation of the convolutions (`spectral_norm`).
 
     Returns:
         A list of layers to put in a `keras.Sequential`.
     """
     layers = []
     for index, width in enumerate(filters):
-        layers.append(conv2d(width, 4, strides=2, use_bias=index == 0))
-        if index > 0:
+        layers.append(spectral_norm(conv2d(width, 4, strides=2, use_bias=index == 0),
+                                    use_spectral_norm))
+        if index > 0 and use_batch_norm:
             layers.append(batch_norm(synchronized=sync_batch_norm))
         if final_activation or index < len(filters) - 1:
             layers.append(leaky_relu())
     return layers
+
+
+def spectral_norm(layer, enabled=True):
+    """`layer` (a Conv2D or Dense) under spectral normalisation when `enabled`, else `layer`.
+
+    One power iteration per training call (Miyato et al. 2018, Algorithm 1) keeps the kernel's
+    largest singular value near 1. Keras's wrapper writes W / sigma back into the kernel; it runs
+    in float32 whatever the global policy, because under a mixed policy its power iteration
+    would read the kernel autocast to 16 bits and write it back rounded, erasing every update
+    smaller than 16-bit resolution (checked under mixed_bfloat16). The wrapped layer still
+    computes in its own policy.
+
+    Reference: Miyato et al. 2018, "Spectral Normalization for Generative Adversarial Networks".
+    """
+    if not enabled:
+        return layer
+    return keras.layers.SpectralNormalization(layer, power_iterations=1, dtype="float32",
+                                              name=f"{layer.name}_spectral_norm")

@@ -51,7 +51,7 @@ def build_generator(model_cfg, data_cfg, sync_batch_norm=False):
         image_size=data_cfg.image_size, z_dim=model_cfg.z_dim,
         embedding_dim=model_cfg.embedding_dim, text_projection_dim=model_cfg.text_projection_dim,
         ngf=model_cfg.ngf, upsampling=model_cfg.upsampling, sync_batch_norm=sync_batch_norm,
-        name="generator")
+        conditioning=model_cfg.generator_conditioning, name="generator")
     generator((keras.ops.zeros((1, model_cfg.z_dim)),
                keras.ops.zeros((1, model_cfg.embedding_dim))))
     return generator
@@ -63,6 +63,8 @@ def build_discriminator(model_cfg, data_cfg, sync_batch_norm=False):
         image_size=data_cfg.image_size, embedding_dim=model_cfg.embedding_dim,
         text_projection_dim=model_cfg.text_projection_dim, ndf=model_cfg.ndf,
         minibatch_stddev=model_cfg.minibatch_stddev, sync_batch_norm=sync_batch_norm,
+        conditioning=model_cfg.discriminator_conditioning,
+        spectral_norm=model_cfg.spectral_norm, batch_norm=model_cfg.discriminator_batch_norm,
         name="discriminator")
     discriminator((_images(data_cfg), keras.ops.zeros((1, model_cfg.embedding_dim))))
     return discriminator

@@ -3,8 +3,9 @@ import math
 
 import keras
 
-from tf_t2i.config import UPSAMPLINGS
+from tf_t2i.config import GENERATOR_CONDITIONINGS, UPSAMPLINGS
 from tf_t2i.models import blocks
+from tf_t2i.models.conditional_affine import ConditionalAffine
 from tf_t2i.models.residual_block import ResidualBlock
 
 IMAGE_SIZES = (32, 64, 128)
@@ -44,6 +45,9 @@ class Generator(keras.Model):
         upsampling: "transpose" (Reed) or "nearest" (nearest neighbour + 3x3 conv).
         sync_batch_norm: BatchNorm statistics over the global batch of all replicas (TensorFlow
             backend; for distributed training).
+        conditioning: "concat" (Reed: [z, t] enters the first layer only) or "affine" (also a
+            `ConditionalAffine` on [z, t] after every BatchNorm of the decoder, those inside the
+            residual blocks included; DF-GAN's fusion; not in Reed's design).
 
     Call args:
         inputs: a pair (z [batch, z_dim], text_embedding [batch, embedding_dim]).
@@ -56,7 +60,8 @@ class Generator(keras.Model):
     """
 
     def __init__(self, image_size=64, z_dim=100, embedding_dim=1024, text_projection_dim=128,
-                 ngf=128, upsampling="transpose", sync_batch_norm=False, **kwargs):
+                 ngf=128, upsampling="transpose", sync_batch_norm=False, conditioning="concat",
+                 **kwargs):
         super().__init__(**kwargs)
         if image_size not in IMAGE_SIZES:
             raise ValueError(
@@ -64,6 +69,9 @@ class Generator(keras.Model):
         if upsampling not in UPSAMPLINGS:
             raise ValueError(
                 f"Generator upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}.")
+        if conditioning not in GENERATOR_CONDITIONINGS:
+            raise ValueError(f"Generator conditioning must be one of {GENERATOR_CONDITIONINGS}, "
+                             f"got {conditioning!r}.")
         if ngf < 2:
             raise ValueError(f"Generator ngf must be >= 2, got {ngf}.")
         self.image_size = image_size
@@ -73,7 +81,9 @@ class Generator(keras.Model):
         self.ngf = ngf
         self.upsampling = upsampling
         self.sync_batch_norm = sync_batch_norm
+        self.conditioning = conditioning
         norm = {"synchronized": sync_batch_norm}
+        conditional = conditioning == "affine"
 
         # Reed projects the text without BatchNorm in G (only a LeakyReLU).
         self.text_projection = keras.Sequential(
@@ -85,17 +95,20 @@ class Generator(keras.Model):
         layers = [blocks.dense(4 * 4 * widths[0], use_bias=False),
                   keras.layers.Reshape((4, 4, widths[0])),
                   blocks.batch_norm(**norm),
-                  ResidualBlock(widths[0], widths[0] // 4, "relu", sync_batch_norm),
+                  ResidualBlock(widths[0], widths[0] // 4, "relu", sync_batch_norm, conditional),
                   *_upsample(widths[1], upsampling, use_bias=False),
                   blocks.batch_norm(**norm),
-                  ResidualBlock(widths[1], widths[1] // 4, "relu", sync_batch_norm)]
+                  ResidualBlock(widths[1], widths[1] // 4, "relu", sync_batch_norm, conditional)]
         for width in widths[2:]:
             layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(**norm),
                        keras.layers.ReLU()]
         # float32 output layers keep images exact under a mixed precision policy.
         layers += [*_upsample(3, upsampling, dtype="float32"),
                    keras.layers.Activation("tanh", dtype="float32")]
-        self.image_decoder = keras.Sequential(layers, name="image_decoder")
+        if conditional:
+            self.image_decoder = _conditioned_decoder(layers, z_dim + text_projection_dim)
+        else:
+            self.image_decoder = keras.Sequential(layers, name="image_decoder")
 
     def call(self, inputs, training=None):
         z, text_embedding = inputs
@@ -108,5 +121,18 @@ class Generator(keras.Model):
         config.update(image_size=self.image_size, z_dim=self.z_dim,
                       embedding_dim=self.embedding_dim,
                       text_projection_dim=self.text_projection_dim, ngf=self.ngf,
-                      upsampling=self.upsampling, sync_batch_norm=self.sync_batch_norm)
+                      upsampling=self.upsampling, sync_batch_norm=self.sync_batch_norm,
+                      conditioning=self.conditioning)
         return config
+
+
+def _conditioned_decoder(layers, condition_dim):
+    """`layers` as a functional model of the condition [z, t] that also feeds a
+    `ConditionalAffine` after every BatchNorm and the (conditional) residual blocks."""
+    condition = keras.Input((condition_dim,), name="condition")
+    x = condition
+    for layer in layers:
+        x = layer((x, condition)) if isinstance(layer, ResidualBlock) else layer(x)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            x = ConditionalAffine()((x, condition))
+    return keras.Model(condition, x, name="image_decoder")

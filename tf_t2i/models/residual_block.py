@@ -2,6 +2,7 @@
 import keras
 
 from tf_t2i.models import blocks
+from tf_t2i.models.conditional_affine import ConditionalAffine
 
 ACTIVATIONS = ("relu", "leaky_relu")
 
@@ -16,9 +17,14 @@ class ResidualBlock(keras.layers.Layer):
         activation: "relu" (generator) or "leaky_relu" (slope 0.2, discriminator).
         sync_batch_norm: BatchNorm statistics over the global batch of all replicas (TensorFlow
             backend).
+        conditional: a `ConditionalAffine` after each BatchNorm; the block then takes a
+            condition (the generator's `generator_conditioning="affine"`; not in Reed's design).
+        spectral_norm: spectral normalisation of the convolutions (`blocks.spectral_norm`).
+        batch_norm: False replaces the BatchNorms by identities.
 
     Call args:
-        inputs: [batch, height, width, filters].
+        inputs: [batch, height, width, filters]; with `conditional`, a pair (that,
+            condition [batch, condition_dim]).
         training: BatchNorm mode.
 
     Returns:
@@ -29,7 +35,7 @@ class ResidualBlock(keras.layers.Layer):
     """
 
     def __init__(self, filters, bottleneck_filters, activation="relu", sync_batch_norm=False,
-                 **kwargs):
+                 conditional=False, spectral_norm=False, batch_norm=True, **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -38,12 +44,20 @@ class ResidualBlock(keras.layers.Layer):
         self.bottleneck_filters = bottleneck_filters
         self.activation = activation
         self.sync_batch_norm = sync_batch_norm
-        self.reduce = blocks.conv2d(bottleneck_filters, 1)
-        self.reduce_norm = blocks.batch_norm(synchronized=sync_batch_norm)
-        self.spatial = blocks.conv2d(bottleneck_filters, 3)
-        self.spatial_norm = blocks.batch_norm(synchronized=sync_batch_norm)
-        self.expand = blocks.conv2d(filters, 3)
-        self.expand_norm = blocks.batch_norm(synchronized=sync_batch_norm)
+        self.conditional = conditional
+        self.spectral_norm = spectral_norm
+        self.batch_norm = batch_norm
+        norm = {"enabled": batch_norm, "synchronized": sync_batch_norm}
+        self.reduce = blocks.spectral_norm(blocks.conv2d(bottleneck_filters, 1), spectral_norm)
+        self.reduce_norm = blocks.normalization(**norm)
+        self.spatial = blocks.spectral_norm(blocks.conv2d(bottleneck_filters, 3), spectral_norm)
+        self.spatial_norm = blocks.normalization(**norm)
+        self.expand = blocks.spectral_norm(blocks.conv2d(filters, 3), spectral_norm)
+        self.expand_norm = blocks.normalization(**norm)
+        if conditional:
+            self.reduce_affine = ConditionalAffine(name="reduce_affine")
+            self.spatial_affine = ConditionalAffine(name="spatial_affine")
+            self.expand_affine = ConditionalAffine(name="expand_affine")
 
     def _activate(self, x):
         if self.activation == "relu":
@@ -51,6 +65,8 @@ class ResidualBlock(keras.layers.Layer):
         return keras.ops.leaky_relu(x, negative_slope=0.2)
 
     def build(self, input_shape):
+        if self.conditional:
+            input_shape, condition_shape = input_shape
         if input_shape[-1] != self.filters:
             raise ValueError(f"ResidualBlock with filters={self.filters} got {input_shape[-1]} "
                              "input channels: the skip connection needs them equal.")
@@ -61,18 +77,37 @@ class ResidualBlock(keras.layers.Layer):
         self.spatial_norm.build(bottleneck_shape)
         self.expand.build(bottleneck_shape)
         self.expand_norm.build(input_shape)
+        if self.conditional:
+            self.reduce_affine.build((bottleneck_shape, condition_shape))
+            self.spatial_affine.build((bottleneck_shape, condition_shape))
+            self.expand_affine.build((input_shape, condition_shape))
 
     def call(self, inputs, training=None):
-        x = self._activate(self.reduce_norm(self.reduce(inputs), training=training))
-        x = self._activate(self.spatial_norm(self.spatial(x), training=training))
-        x = self.expand_norm(self.expand(x), training=training)
+        condition = None
+        if self.conditional:
+            inputs, condition = inputs
+        # `training` reaches the convolutions for spectral normalisation's power iteration.
+        x = self.reduce(inputs, training=training)
+        x = self._activate(self._modulate("reduce", x, condition, training))
+        x = self._activate(self._modulate("spatial", self.spatial(x, training=training),
+                                          condition, training))
+        x = self._modulate("expand", self.expand(x, training=training), condition, training)
         return self._activate(inputs + x)
 
+    def _modulate(self, stage, x, condition, training):
+        """BatchNorm of one stage, then its `ConditionalAffine` when the block is conditional."""
+        x = getattr(self, f"{stage}_norm")(x, training=training)
+        if self.conditional:
+            x = getattr(self, f"{stage}_affine")((x, condition))
+        return x
+
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return input_shape[0] if self.conditional else input_shape
 
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, bottleneck_filters=self.bottleneck_filters,
-                      activation=self.activation, sync_batch_norm=self.sync_batch_norm)
+                      activation=self.activation, sync_batch_norm=self.sync_batch_norm,
+                      conditional=self.conditional, spectral_norm=self.spectral_norm,
+                      batch_norm=self.batch_norm)
         return config
