@@ -294,3 +294,67 @@ def test_style_transfer_recovers_the_style_of_generated_images(run_dir):
     recovered = _mean_diff(images, exporter.style_transfer(images, captions)["images"])
     assert recovered < 0.3 * between_styles, (recovered, between_styles)
     assert recovered < 0.5 * untrained, (recovered, untrained)
+
+
+
+def ema_run(tmp_path):
+    """A tiny model with train.ema_decay on whose average differs from G (as after training),
+    saved as a checkpoint and restored into a new model: (config, restored LoadedRun, saved gan)."""
+    import keras
+
+    from tf_t2i.checkpoints import RunCheckpoints
+    from tf_t2i.data.caption_encoder import CaptionEncoder
+    from tf_t2i.runs import LoadedRun, build_gan
+
+    config = get_preset("tiny")
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, ema_decay=0.999, precision="float32"))
+    keras.mixed_precision.set_global_policy("float32")
+    encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
+    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=1)
+    for average in gan.ema_generator.trainable_weights:
+        average.assign(average * 0.5 + 0.01)
+    RunCheckpoints(str(tmp_path)).save(gan, {"step": 1})
+    restored = build_gan(config, encoder.vocabulary_size, steps_per_epoch=1)
+    record = RunCheckpoints(str(tmp_path)).restore(restored)
+    return LoadedRun(config, encoder, restored, record), gan
+
+
+EMA_CAPTIONS = ["a red bird", "a blue flower"]
+
+
+def assert_drawn_by_the_average(drawn, run, exporter, noise):
+    """`drawn` (uint8) are the EMA generator's images of EMA_CAPTIONS, not G's."""
+    embeddings = exporter.embed_text(EMA_CAPTIONS)["embeddings"]
+
+    def draw(generator):
+        return np.round((generator((noise, embeddings)).numpy() + 1.0) * 127.5)
+
+    assert _max_diff(drawn, draw(run.gan.ema_generator)) <= 1
+    assert _max_diff(drawn, draw(run.gan.generator)) > 1
+
+
+def test_the_ema_generator_is_checkpointed_and_draws_the_exported_images(tmp_path):
+    """With train.ema_decay on, checkpoints hold G's average, and the export functions draw
+    with it (the SavedModel round trip: the slow test below)."""
+    run, saved = ema_run(tmp_path)
+    for name in ("generator", "ema_generator"):
+        for before, after in zip(getattr(saved, name).weights, getattr(run.gan, name).weights):
+            np.testing.assert_array_equal(after.numpy(), before.numpy(), err_msg=before.path)
+    exporter = TextToImageExport.from_run(run)
+    assert exporter.generator is run.gan.ema_generator
+    noise = np.random.default_rng(0).standard_normal((2, run.config.model.z_dim), np.float32)
+    drawn = exporter.generate_from_noise(EMA_CAPTIONS, noise)["images"]
+    assert_drawn_by_the_average(drawn, run, exporter, noise)
+
+
+@pytest.mark.slow
+def test_the_saved_model_draws_with_the_ema_generator(tmp_path):
+    run, _ = ema_run(tmp_path)
+    exporter = TextToImageExport.from_run(run)
+    path = export_saved_model(exporter, str(tmp_path / "export"))
+    noise = np.random.default_rng(0).standard_normal((2, run.config.model.z_dim), np.float32)
+    captions = tf.constant([c.encode() for c in EMA_CAPTIONS])
+    loaded = tf.saved_model.load(path)
+    drawn = loaded.generate_from_noise(captions=captions, noise=tf.constant(noise))["images"]
+    assert_drawn_by_the_average(drawn, run, exporter, noise)

@@ -347,3 +347,147 @@ def test_mode_seeking_twins_redraw_the_first_text_of_each_adjacent_pair(encoder,
     ratio = (np.abs(originals - twins).mean()
              / np.abs(z.numpy()[0::2] - z_twins.numpy()).mean())
     assert term == pytest.approx(1.0 / (ratio + 1e-5), rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Quality options (issue 10): hinge loss, MA-GP, DiffAugment translation, EMA generator.
+
+QUALITY_OFF = {"gan_loss": "bce", "gradient_penalty_weight": 0.0, "diff_augment": "",
+               "ema_decay": 0.0, "beta_2": 0.999, "d_learning_rate": 0.0}
+QUALITY_ON = {"gan_loss": "hinge", "gradient_penalty_weight": 2.0, "gradient_penalty_power": 6.0,
+              "diff_augment": "translation", "ema_decay": 0.9, "beta_2": 0.9,
+              "d_learning_rate": 4e-4}
+# flowers64's variables (paths without Keras's _<n> name counters, and shapes; models and
+# optimizers) as main built them before these options existed: 355 variables, 101523137 values.
+FLOWERS64_VARIABLES = (355, 101523137,
+                       "52da0cda9bcc7b553252a72c115426f1581aa7f8cb7a5218c2bd6b73ad52ddb8")
+
+
+def variable_fingerprint(gan):
+    import hashlib
+    import re
+    variables = gan.variables + [v for name in OPTIMIZERS for v in getattr(gan, name).variables]
+    names = [f"{re.sub(r'_[0-9]+', '', v.path)}:{tuple(v.shape)}" for v in variables]
+    return (len(names), sum(int(np.prod(v.shape)) for v in variables),
+            hashlib.sha256("\n".join(names).encode()).hexdigest())
+
+
+def test_every_preset_keeps_the_quality_options_off():
+    from tf_t2i.config import PRESETS
+    for name in PRESETS:
+        train = get_preset(name).train
+        assert {field: getattr(train, field) for field in QUALITY_OFF} == QUALITY_OFF, name
+
+
+def test_flowers64_models_and_losses_are_unchanged_with_the_options_off():
+    config = get_preset("flowers64")
+    keras.mixed_precision.set_global_policy("float32")
+    encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
+    gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=10)
+    assert variable_fingerprint(gan) == FLOWERS64_VARIABLES
+    assert gan.ema_generator is None and gan.sampling_generator is gan.generator
+    assert (gan._d_loss, gan._g_loss, gan._interp_loss) == (
+        losses.discriminator_loss, losses.generator_loss, losses.interpolation_loss)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(config.train.learning_rate)
+    assert float(gan.d_optimizer.beta_2) == 0.999
+
+
+def test_the_options_switch_on_what_they_name(encoder):
+    gan = make_gan(encoder, **QUALITY_ON)
+    assert (gan._d_loss, gan._g_loss, gan._interp_loss) == (
+        losses.hinge_discriminator_loss, losses.hinge_generator_loss,
+        losses.hinge_generator_loss)
+    assert gan.sampling_generator is gan.ema_generator
+    assert gan.ema_generator.name == "ema_generator"
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(4e-4)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(CONFIG.train.learning_rate)
+    assert float(gan.g_optimizer.beta_2) == pytest.approx(0.9)
+    # The average starts at G's weights.
+    for average, weight in zip(gan.ema_generator.weights, gan.generator.weights):
+        np.testing.assert_array_equal(average.numpy(), weight.numpy())
+
+
+def test_a_train_step_with_every_option_on_gives_finite_losses(encoder, batch):
+    gan = make_gan(encoder, **QUALITY_ON)
+    logs = gan.train_step(batch)
+    assert set(logs) == set(gan_module.METRIC_NAMES)
+    assert all(np.isfinite(float(value)) for value in logs.values())
+    assert float(logs["gradient_penalty"]) > 0.0
+    assert float(make_gan(encoder).train_step(batch)["gradient_penalty"]) == 0.0
+
+
+class LinearDiscriminator:
+    """D(x, t) = <a, flatten(x)> + <b, t>: its input gradient is (a, b) for every example."""
+
+    def __init__(self, a, b):
+        self.a, self.b = tf.Variable(a), tf.Variable(b)
+
+    def features(self, images, training):
+        return tf.reshape(images, (images.shape[0], -1))
+
+    def score(self, features, embeddings, training):
+        return tf.linalg.matvec(features, self.a) + tf.linalg.matvec(embeddings, self.b)
+
+
+def test_ma_gp_of_a_linear_discriminator_has_its_closed_form():
+    """Penalty (|a|^2 + |b|^2)^(p / 2), and through the nested tape its gradient with respect
+    to D's weights: d/da (|a|^2 + |b|^2)^3 = 6 (|a|^2 + |b|^2)^2 a (p = 6)."""
+    import types
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=2 * 2 * 3).astype(np.float32) * 0.3
+    b = rng.normal(size=4).astype(np.float32) * 0.3
+    stub = types.SimpleNamespace(discriminator=LinearDiscriminator(a, b),
+                                 gradient_penalty_weight=2.0, gradient_penalty_power=6.0)
+    images = tf.constant(rng.normal(size=(5, 2, 2, 3)).astype(np.float32))
+    embeddings = tf.constant(rng.normal(size=(5, 4)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        _, logits, penalty = gan_module.TextToImageGAN._real_scores(stub, images, embeddings)
+    squared = float(np.sum(a.astype(np.float64) ** 2) + np.sum(b.astype(np.float64) ** 2))
+    assert float(penalty) == pytest.approx(squared ** 3, rel=1e-5)
+    np.testing.assert_allclose(logits.numpy(), images.numpy().reshape(5, -1) @ a
+                               + embeddings.numpy() @ b, rtol=1e-5)
+    grad_a, grad_b = tape.gradient(penalty, [stub.discriminator.a, stub.discriminator.b])
+    np.testing.assert_allclose(grad_a.numpy(), 6 * squared ** 2 * a, rtol=1e-4)
+    np.testing.assert_allclose(grad_b.numpy(), 6 * squared ** 2 * b, rtol=1e-4)
+
+
+def test_ema_after_one_step_is_the_hand_formula(encoder, batch):
+    gan = make_gan(encoder, ema_decay=0.9)
+    before = [w.numpy() for w in gan.generator.weights]
+    gan.train_step(batch)
+    assert len(gan.ema_generator.weights) == len(gan.generator.weights) > 0
+    checked = {True: 0, False: 0}
+    for average, weight, old in zip(gan.ema_generator.weights, gan.generator.weights, before):
+        assert average.shape == weight.shape
+        expected = (0.9 * old + 0.1 * weight.numpy()) if weight.trainable else weight.numpy()
+        np.testing.assert_allclose(average.numpy(), expected, rtol=1e-5, atol=1e-7,
+                                   err_msg=weight.path)
+        checked[weight.trainable] += not np.array_equal(old, weight.numpy())
+    # Trained weights moved and were averaged; BatchNorm statistics moved and were copied.
+    assert checked[True] > 0 and checked[False] > 0
+    # Samples come from the average.
+    z = gan.noise(2)
+    np.testing.assert_allclose(
+        gan((z, batch["captions"][:2]), training=False).numpy(),
+        gan.ema_generator((z, gan.embed_captions(batch["captions"][:2])), training=False).numpy(),
+        rtol=1e-5, atol=1e-6)
+
+
+def test_diff_augment_shows_d_translated_images_in_both_steps(encoder, batch, monkeypatch):
+    from tf_t2i import diff_augment
+    seen = []
+    translate = diff_augment.translate
+    monkeypatch.setattr(diff_augment, "translate",
+                        lambda images, shifts: seen.append(shifts.numpy()) or translate(images,
+                                                                                         shifts))
+    gan = make_gan(encoder, diff_augment="translation")
+    gan.train_step(batch)
+    batch_size = CONFIG.data.batch_size
+    # Real and fake in D's step, then G's fakes (the batch plus GAN-INT's half batch).
+    assert [len(shifts) for shifts in seen] == [batch_size, batch_size, batch_size * 3 // 2]
+    bound = diff_augment.max_translation(CONFIG.data.image_size)
+    shifts = np.concatenate(seen)
+    assert shifts.min() >= -bound and shifts.max() <= bound and len(np.unique(shifts)) > 2
+    seen.clear()
+    make_gan(encoder).train_step(batch)
+    assert seen == []

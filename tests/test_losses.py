@@ -155,3 +155,44 @@ def test_mode_seeking_loss_by_hand():
         1 / (0.25 + 1e-5), rel=1e-6)
     # A generator that ignores z draws equal images: the largest penalty, 1 / epsilon.
     assert _value(losses.mode_seeking_loss(images_a, images_a, z_a, z_b)) == pytest.approx(1e5)
+
+
+@pytest.mark.parametrize("cls_weight", [0.5, 0.3])
+def test_hinge_discriminator_loss_by_hand(cls_weight):
+    # relu(1 - [2, -1]) = [0, 2]; relu(1 + [0.5, 3]) = [1.5, 4]; relu(1 + [-3, 0.2]) = [0, 1.2].
+    expected = 1.0 + cls_weight * 2.75 + (1 - cls_weight) * 0.6
+    actual = _value(losses.hinge_discriminator_loss(REAL, WRONG, FAKE, cls_weight=cls_weight))
+    assert actual == pytest.approx(expected, rel=1e-6)
+
+
+def test_hinge_generator_loss_is_minus_the_mean_logit():
+    assert _value(losses.hinge_generator_loss(FAKE)) == pytest.approx(1.4, rel=1e-6)
+    assert _value(losses.hinge_generator_loss(np.array([100.0, -100.0], np.float32))) == 0.0
+
+
+def test_gan_losses_table_keeps_reeds_losses_for_bce():
+    assert losses.GAN_LOSSES["bce"] == (losses.discriminator_loss, losses.generator_loss,
+                                        losses.interpolation_loss)
+    assert losses.GAN_LOSSES["hinge"] == (losses.hinge_discriminator_loss,
+                                          losses.hinge_generator_loss,
+                                          losses.hinge_generator_loss)
+
+
+@pytest.mark.parametrize("power", [6.0, 2.0])
+def test_gradient_penalty_by_hand(power):
+    # Example 0: image gradient entries 1, 2 (squared 5) and embedding gradient 2 (4): ||g||^2 = 9.
+    # Example 1: all zero.
+    image_gradients = np.zeros((2, 2, 1, 1), np.float32)
+    image_gradients[0, :, 0, 0] = [1.0, 2.0]
+    embedding_gradients = np.array([[2.0, 0.0], [0.0, 0.0]], np.float32)
+    expected = (9.0 ** (power / 2)) / 2
+    actual = _value(losses.gradient_penalty(image_gradients, embedding_gradients, power=power))
+    assert actual == pytest.approx(expected, rel=1e-6)
+
+
+def test_gradient_penalty_is_float32_for_bfloat16_gradients():
+    image_gradients = tf.cast(tf.fill((1, 4, 4, 3), 0.5), tf.bfloat16)
+    embedding_gradients = tf.cast(tf.fill((1, 4), 0.5), tf.bfloat16)
+    # ||g||^2 = 52 * 0.25 = 13; p = 6 -> 13^3.
+    assert _value(losses.gradient_penalty(image_gradients, embedding_gradients)) == \
+        pytest.approx(2197.0, rel=1e-6)

@@ -21,6 +21,8 @@ UPSAMPLINGS = ("transpose", "nearest")
 INTERPOLATIONS = ("interpolate", "extrapolate")
 GENERATOR_CONDITIONINGS = ("concat", "affine")
 DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
+GAN_LOSSES = ("bce", "hinge")
+DIFF_AUGMENTS = ("", "translation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +130,16 @@ class TrainConfig:
         mode_seeking_weight: weight of a mode-seeking term in G's loss (Mao et al. 2019; not
             in Reed's design; 0 = off): pushes G to use z, which style transfer needs.
         matching_margin: margin of the text/image hinge matching loss.
+        gan_loss: "bce" (Reed's GAN-CLS cross-entropy) or "hinge" (DF-GAN, Tao et al. 2022).
+        gradient_penalty_weight: weight of the matching-aware gradient penalty (MA-GP, DF-GAN:
+            2) on D's gradient w.r.t. real images and their matching text; 0 = off.
+        gradient_penalty_power: the power p of MA-GP's gradient norm (DF-GAN: 6).
+        diff_augment: "" (off) or "translation": DiffAugment (Zhao et al. 2020) random
+            translation of every image D sees, real and fake alike.
+        ema_decay: decay of an exponential moving average of G's weights used for sampling,
+            evaluation and export (typical 0.999); 0 = off (G itself is used).
+        beta_2: Adam beta_2 (Keras default 0.999; DF-GAN: 0.9).
+        d_learning_rate: D's Adam learning rate; 0 = `learning_rate` (DF-GAN: 4 x G's).
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
         precision: Keras dtype policy: "auto" (resolved once at start-up: mixed_bfloat16 where
             the CPU or GPU has native bfloat16, else float32; see `tf_t2i.precision`), "float32",
@@ -166,6 +178,13 @@ class TrainConfig:
     interp_type: str = "interpolate"
     mode_seeking_weight: float = 0.0
     matching_margin: float = 0.2
+    gan_loss: str = "bce"
+    gradient_penalty_weight: float = 0.0
+    gradient_penalty_power: float = 6.0
+    diff_augment: str = ""
+    ema_decay: float = 0.0
+    beta_2: float = 0.999
+    d_learning_rate: float = 0.0
     style_steps: int = 0
     precision: str = "auto"
     jit_compile: bool = False
@@ -236,6 +255,16 @@ class Config:
             (self.train.interp_type in INTERPOLATIONS,
              f"train.interp_type must be one of {INTERPOLATIONS}"),
             (0.0 <= self.train.cls_weight <= 1.0, "train.cls_weight must be in [0, 1]"),
+            (self.train.gan_loss in GAN_LOSSES, f"train.gan_loss must be one of {GAN_LOSSES}"),
+            (self.train.gradient_penalty_weight >= 0.0,
+             "train.gradient_penalty_weight must be >= 0 (0 = off)"),
+            (self.train.gradient_penalty_power > 0.0, "train.gradient_penalty_power must be > 0"),
+            (self.train.diff_augment in DIFF_AUGMENTS,
+             f"train.diff_augment must be one of {DIFF_AUGMENTS} (\"\" = off)"),
+            (0.0 <= self.train.ema_decay < 1.0, "train.ema_decay must be in [0, 1) (0 = off)"),
+            (0.0 <= self.train.beta_2 < 1.0, "train.beta_2 must be in [0, 1)"),
+            (self.train.d_learning_rate >= 0.0,
+             "train.d_learning_rate must be >= 0 (0 = train.learning_rate)"),
             (self.train.steps > 0 or self.train.epochs > 0, "set train.steps or train.epochs > 0"),
             *_at_least(self.train, 0, "steps", "epochs", "style_steps", "lr_decay_every_epochs"),
             # Cadences; eval_every 0 means no metrics during training.

@@ -129,7 +129,8 @@ class TextToImageExport:
         record = {k: v for k, v in run.record.items() if k in ("stage", "step", "style_step")}
         if "weights" in run.record:
             record["weights"] = os.path.basename(str(run.record["weights"]))
-        return cls(run.gan.text_encoder, run.gan.generator, run.gan.style_encoder, run.encoder,
+        return cls(run.gan.text_encoder, run.gan.sampling_generator, run.gan.style_encoder,
+                   run.encoder,
                    info={"config_name": run.config.name, "checkpoint": record,
                          "config": run.config.to_dict()})
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_t2i import losses, replica_ops
+from tf_t2i import diff_augment, losses, replica_ops
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
-                "d_wrong", "d_fake")
+                "d_wrong", "d_fake", "gradient_penalty")
 STYLE_METRIC_NAMES = ("style_loss",)
 
 
@@ -52,12 +52,25 @@ class TextToImageGAN(keras.Model):
             same text. 0 turns it off.
         matching_margin: margin of the matching hinge loss.
         seed: seed of the noise generator (its state is saved with checkpoints).
+        gan_loss: "bce" (Reed's GAN-CLS) or "hinge" (DF-GAN, Tao et al. 2022): D's and G's
+            losses, the GAN-INT term included (`losses.GAN_LOSSES`).
+        gradient_penalty_weight: weight of the matching-aware gradient penalty on D (MA-GP,
+            DF-GAN: 2) at real images with their texts; 0 turns it off.
+        gradient_penalty_power: the power p of MA-GP's gradient norm (DF-GAN: 6).
+        diff_augment: "translation" shows D every image, real or fake, randomly translated
+            (DiffAugment, Zhao et al. 2020); "" turns it off.
+        ema_generator: a second generator of G's architecture that holds an exponential moving
+            average of G's weights (and a copy of G's BatchNorm statistics), updated after each
+            G step; it draws every sample, evaluation and export. None turns the average off.
+        ema_decay: the average's decay (typical 0.999).
     """
 
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
                  cls_weight=0.5,
                  interp_weight=1.0, interp_beta=0.5, interp_type="interpolate",
-                 mode_seeking_weight=0.0, matching_margin=0.2, seed=0, **kwargs):
+                 mode_seeking_weight=0.0, matching_margin=0.2, seed=0, gan_loss="bce",
+                 gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
+                 ema_generator=None, ema_decay=0.0, **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -71,6 +84,17 @@ class TextToImageGAN(keras.Model):
         self.mode_seeking_weight = mode_seeking_weight
         self.matching_margin = matching_margin
         self.seed = seed
+        self.gan_loss = gan_loss
+        self._d_loss, self._g_loss, self._interp_loss = losses.GAN_LOSSES[gan_loss]
+        self.gradient_penalty_weight = gradient_penalty_weight
+        self.gradient_penalty_power = gradient_penalty_power
+        self.diff_augment = diff_augment
+        self.ema_generator = ema_generator
+        self.ema_decay = ema_decay
+        if ema_generator is not None:
+            # The average starts at G's initial weights (a restored checkpoint overwrites both).
+            for average, weight in zip(ema_generator.weights, generator.weights):
+                average.assign(weight)
         self.z_dim = generator.z_dim
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
@@ -95,11 +119,16 @@ class TextToImageGAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values()) + list(self.style_trackers.values())
 
+    @property
+    def sampling_generator(self):
+        """The generator that draws samples, evaluations and exports: G's average when kept."""
+        return self.generator if self.ema_generator is None else self.ema_generator
+
     def call(self, inputs, training=False):
         """Draws images: (z [N, Z], caption ids [N, k, T]) -> images [N, S, S, 3] in [-1, 1]."""
         z, captions = inputs
-        return self.generator((z, self.embed_captions(captions, training=training)),
-                              training=training)
+        return self.sampling_generator((z, self.embed_captions(captions, training=training)),
+                                       training=training)
 
     def embed_captions(self, captions, training=False):
         """The conditioning vector: the mean embedding of k captions, rescaled to norm sqrt(E).
@@ -145,6 +174,7 @@ class TextToImageGAN(keras.Model):
         wrong_embeddings = tf.gather(replica_ops.gather(embeddings), data["wrong_indices"])
         self._discriminator_step(data["images"], embeddings, wrong_embeddings)
         self._generator_step(embeddings)
+        self._update_ema()
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def style_step(self, data):
@@ -154,7 +184,8 @@ class TextToImageGAN(keras.Model):
         """
         embeddings = self.embed_captions(data["captions"], training=False)
         z = self.noise(_rows(embeddings))
-        fake_images = self.generator((z, embeddings), training=False)
+        # S inverts the generator that draws for the user (the export pairs them).
+        fake_images = self.sampling_generator((z, embeddings), training=False)
         with tf.GradientTape() as tape:
             loss = losses.style_loss(z, self.style_encoder(fake_images, training=True))
             scaled_loss = _scaled(self.style_optimizer, loss)
@@ -182,21 +213,79 @@ class TextToImageGAN(keras.Model):
     def _discriminator_step(self, images, embeddings, wrong_embeddings):
         """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9)."""
         fake_images = self.generator((self.noise(_rows(images)), embeddings), training=True)
+        images, fake_images = self._augmented(images), self._augmented(fake_images)
         with tf.GradientTape() as tape:
             # The real images' features serve the right and the wrong text alike.
-            real_features = self.discriminator.features(images, training=True)
-            real_logits = self.discriminator.score(real_features, embeddings, training=True)
+            real_features, real_logits, penalty = self._real_scores(images, embeddings)
             wrong_logits = self.discriminator.score(real_features, wrong_embeddings,
                                                     training=True)
             fake_logits = self.discriminator((fake_images, embeddings), training=True)
-            loss = losses.discriminator_loss(real_logits, wrong_logits, fake_logits,
-                                             cls_weight=self.cls_weight)
-            scaled_loss = _scaled(self.d_optimizer, loss)
+            loss = self._d_loss(real_logits, wrong_logits, fake_logits, cls_weight=self.cls_weight)
+            scaled_loss = _scaled(self.d_optimizer, loss + self.gradient_penalty_weight * penalty)
         _apply(self.d_optimizer, tape, scaled_loss, self.discriminator.trainable_variables)
         self.trackers["d_loss"].update_state(loss)
         self.trackers["d_real"].update_state(tf.sigmoid(real_logits))
         self.trackers["d_wrong"].update_state(tf.sigmoid(wrong_logits))
         self.trackers["d_fake"].update_state(tf.sigmoid(fake_logits))
+        self.trackers["gradient_penalty"].update_state(penalty)
+
+    def _real_scores(self, images, embeddings):
+        """D on real images with their texts: (features, logits [N], MA-GP or 0 when off).
+
+        MA-GP differentiates D's logits with respect to its inputs in a tape nested inside the
+        D step's tape, which then differentiates the penalty with respect to D's weights.
+
+        Reference: Tao et al. 2022 (DF-GAN), section 3.3 (matching-aware gradient penalty).
+        """
+        penalised = self.gradient_penalty_weight > 0
+        # Off, the inner tape watches nothing and records nothing.
+        with tf.GradientTape(watch_accessed_variables=False) as inner_tape:
+            if penalised:
+                inner_tape.watch([images, embeddings])
+            features = self.discriminator.features(images, training=True)
+            logits = self.discriminator.score(features, embeddings, training=True)
+            # Each logit depends on its own example only (up to BatchNorm's batch statistics),
+            # so the gradient of the sum holds every example's own gradient.
+            total = tf.reduce_sum(tf.cast(logits, tf.float32))
+        if not penalised:
+            return features, logits, tf.constant(0.0)
+        image_gradients, embedding_gradients = inner_tape.gradient(total, [images, embeddings])
+        penalty = losses.gradient_penalty(image_gradients, embedding_gradients,
+                                          power=self.gradient_penalty_power)
+        return features, logits, penalty
+
+    def _augmented(self, images):
+        """What D sees of `images`: randomly translated under DiffAugment, else the images.
+
+        Each image gets its own shift (per-replica rows of one global draw, `_draw`).
+        """
+        if self.diff_augment != "translation":
+            return images
+        bound = diff_augment.max_translation(images.shape[1])
+        shifts = self._draw(keras.random.randint, _rows(images), 2, minval=-bound,
+                            maxval=bound + 1, dtype="int32")
+        return diff_augment.translate(images, shifts)
+
+    def _update_ema(self):
+        """After a G step: average <- decay * average + (1 - decay) * G for G's trained weights,
+        and G's BatchNorm statistics copied.
+
+        Under a strategy the assignment runs in cross-replica context (`merge_call`), each
+        replica's copy of the average from that replica's copy of G, as the optimizers update
+        mirrored variables; outside a strategy `maybe_merge_call` calls it directly.
+        """
+        if self.ema_generator is None:
+            return
+        decay = self.ema_decay
+        pairs = [(average.value, weight.value, weight.trainable) for average, weight
+                 in zip(self.ema_generator.weights, self.generator.weights)]
+
+        def update(strategy):
+            for average, weight, trainable in pairs:
+                strategy.extended.update(average, _moving_average if trainable else _copy,
+                                         args=(weight, decay), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy())
 
     def _generator_step(self, embeddings):
         """Fool D on the batch's texts and, for GAN-INT, on interpolated ones (section 4.3).
@@ -222,9 +311,10 @@ class TextToImageGAN(keras.Model):
                                 tf.concat([conditioning, twins], axis=0))
         with tf.GradientTape() as tape:
             fake_images = self.generator(generator_inputs, training=True)
-            fake_logits = self.discriminator((fake_images[:scored], conditioning), training=True)
-            g_loss = losses.generator_loss(fake_logits[:batch_size])
-            interp_loss = (losses.interpolation_loss(fake_logits[batch_size:])
+            fake_logits = self.discriminator((self._augmented(fake_images[:scored]), conditioning),
+                                             training=True)
+            g_loss = self._g_loss(fake_logits[:batch_size])
+            interp_loss = (self._interp_loss(fake_logits[batch_size:])
                            if self.interp_weight > 0 else tf.constant(0.0))
             mode_seeking_loss = (losses.mode_seeking_loss(
                 fake_images[:batch_size:2], fake_images[scored:], noise[:batch_size:2],
@@ -260,7 +350,13 @@ class TextToImageGAN(keras.Model):
             style_encoder=keras.saving.serialize_keras_object(self.style_encoder),
             cls_weight=self.cls_weight, interp_weight=self.interp_weight,
             interp_beta=self.interp_beta, interp_type=self.interp_type,
-            mode_seeking_weight=self.mode_seeking_weight, matching_margin=self.matching_margin, seed=self.seed)
+            mode_seeking_weight=self.mode_seeking_weight, matching_margin=self.matching_margin,
+            seed=self.seed,
+            gan_loss=self.gan_loss, gradient_penalty_weight=self.gradient_penalty_weight,
+            gradient_penalty_power=self.gradient_penalty_power, diff_augment=self.diff_augment,
+            ema_generator=(None if self.ema_generator is None
+                           else keras.saving.serialize_keras_object(self.ema_generator)),
+            ema_decay=self.ema_decay)
         return config
 
     @classmethod
@@ -268,6 +364,9 @@ class TextToImageGAN(keras.Model):
         for name in ("text_encoder", "image_encoder", "generator", "discriminator",
                      "style_encoder"):
             config[name] = keras.saving.deserialize_keras_object(config[name])
+        if config.get("ema_generator") is not None:
+            config["ema_generator"] = keras.saving.deserialize_keras_object(
+                config["ema_generator"])
         return cls(**config)
 
 
@@ -286,6 +385,15 @@ def _scaled(optimizer, loss):
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
+
+
+def _moving_average(average, weight, decay):
+    return average.assign(decay * average + (1.0 - decay) * weight)
+
+
+def _copy(average, weight, decay):
+    del decay  # BatchNorm statistics are copied, not averaged.
+    return average.assign(weight)
 
 
 def _apply(optimizer, tape, scaled_loss, variables):

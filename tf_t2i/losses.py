@@ -193,3 +193,72 @@ def mode_seeking_loss(images_a, images_b, z_a, z_b, epsilon=1e-5, sum_over_repli
     image_distance = mean_abs_difference(images_a, images_b)
     noise_distance = mean_abs_difference(z_a, z_b)
     return 1.0 / (image_distance / noise_distance + epsilon)
+
+
+def hinge_discriminator_loss(real_logits, wrong_logits, fake_logits, cls_weight=0.5):
+    """Hinge GAN-CLS discriminator loss, with GAN-CLS's weighting of the two "fake" terms.
+
+    mean relu(1 - real) + cls_weight * mean relu(1 + wrong)
+    + (1 - cls_weight) * mean relu(1 + fake).
+
+    Args:
+        real_logits: [batch] D(real image, matching text).
+        wrong_logits: [batch] D(real image, mismatching text).
+        fake_logits: [batch] D(G(z, text), text).
+        cls_weight: weight of the mismatching-text term (DF-GAN and Reed: 0.5).
+
+    Returns:
+        float32 scalar.
+
+    Reference: Tao et al. 2022 (DF-GAN), section 3.3, eq. 4; Lim & Ye 2017 (Geometric GAN).
+    """
+    real = ops.mean(ops.relu(1.0 - ops.cast(real_logits, "float32")))
+    wrong = ops.mean(ops.relu(1.0 + ops.cast(wrong_logits, "float32")))
+    fake = ops.mean(ops.relu(1.0 + ops.cast(fake_logits, "float32")))
+    return real + cls_weight * wrong + (1.0 - cls_weight) * fake
+
+
+def hinge_generator_loss(fake_logits):
+    """Hinge generator loss -mean D(G(z, t), t); also the hinge form of the GAN-INT term.
+
+    Args:
+        fake_logits: [batch] D(G(z, text), text).
+
+    Returns:
+        float32 scalar.
+
+    Reference: Tao et al. 2022 (DF-GAN), section 3.3, eq. 4.
+    """
+    return -ops.mean(ops.cast(fake_logits, "float32"))
+
+
+def gradient_penalty(image_gradients, embedding_gradients, power=6.0):
+    """Matching-aware gradient penalty: mean over examples of ||grad_(x, t) D(x, t)||^power.
+
+    The norm is over the concatenation of an example's image and text-embedding gradients,
+    computed in float32 (bfloat16 squares of small gradients lose most of their bits).
+
+    Args:
+        image_gradients: [batch, H, W, C] dD/dx at real images with their matching texts.
+        embedding_gradients: [batch, E] dD/dt at the same pairs.
+        power: p (DF-GAN: 6).
+
+    Returns:
+        float32 scalar; the caller weighs it (DF-GAN: 2).
+
+    Reference: Tao et al. 2022 (DF-GAN), section 3.3, eq. 4 (MA-GP) and `code/lib/modules.py`.
+    """
+    image_gradients = ops.cast(image_gradients, "float32")
+    embedding_gradients = ops.cast(embedding_gradients, "float32")
+    squared_norm = (ops.sum(ops.reshape(ops.square(image_gradients),
+                                        (ops.shape(image_gradients)[0], -1)), axis=-1)
+                    + ops.sum(ops.square(embedding_gradients), axis=-1))
+    # ||g||^p as (||g||^2)^(p / 2): no square root, whose gradient is infinite at g = 0.
+    return ops.mean(ops.power(squared_norm, power / 2.0))
+
+
+# gan_loss name -> (discriminator loss, generator loss, GAN-INT term).
+GAN_LOSSES = {
+    "bce": (discriminator_loss, generator_loss, interpolation_loss),
+    "hinge": (hinge_discriminator_loss, hinge_generator_loss, hinge_generator_loss),
+}

@@ -46,9 +46,15 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
         interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
         mode_seeking_weight=train_cfg.mode_seeking_weight,
-        matching_margin=train_cfg.matching_margin, seed=data_cfg.seed)
+        matching_margin=train_cfg.matching_margin, seed=data_cfg.seed,
+        gan_loss=train_cfg.gan_loss, gradient_penalty_weight=train_cfg.gradient_penalty_weight,
+        gradient_penalty_power=train_cfg.gradient_penalty_power,
+        diff_augment=train_cfg.diff_augment, ema_decay=train_cfg.ema_decay,
+        ema_generator=(builders.build_generator(model_cfg, data_cfg, sync, name="ema_generator")
+                       if train_cfg.ema_decay > 0 else None))
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
-                d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer"),
+                d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer",
+                                           train_cfg.d_learning_rate or None),
                 g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"),
                 style_optimizer=make_optimizer(train_cfg, 0, "style_optimizer"))
     gan.build_optimizers()
@@ -58,17 +64,19 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
     return gan
 
 
-def make_optimizer(train_cfg, steps_per_epoch: int, name: str) -> keras.optimizers.Optimizer:
-    """Adam(lr, beta_1), the rate halved every `lr_decay_every_epochs` epochs (Reed: 100).
+def make_optimizer(train_cfg, steps_per_epoch: int, name: str,
+                   learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    """Adam(lr, beta_1, beta_2), the rate halved every `lr_decay_every_epochs` epochs (Reed: 100).
 
-    `steps_per_epoch` 0 means a constant rate.
+    `steps_per_epoch` 0 means a constant rate; `learning_rate` None means `train.learning_rate`.
     """
-    learning_rate = train_cfg.learning_rate
+    learning_rate = learning_rate or train_cfg.learning_rate
     if train_cfg.lr_decay_every_epochs > 0 and steps_per_epoch > 0:
         learning_rate = keras.optimizers.schedules.ExponentialDecay(
             learning_rate, decay_steps=train_cfg.lr_decay_every_epochs * steps_per_epoch,
             decay_rate=0.5, staircase=True)
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=train_cfg.beta_1, name=name)
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=train_cfg.beta_1,
+                                      beta_2=train_cfg.beta_2, name=name)
     if train_cfg.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=name)
     return optimizer

@@ -255,7 +255,7 @@ def from_training_model(gan, caption_encoder, config: dict | None = None,
     """The models of a live `TextToImageGAN` (during training) behind the same interface; draws
     with the current weights at every call."""
     from tf_t2i.export import TextToImageExport
-    functions = TextToImageExport(gan.text_encoder, gan.generator, gan.style_encoder,
+    functions = TextToImageExport(gan.text_encoder, gan.sampling_generator, gan.style_encoder,
                                   caption_encoder, info={"config": config})
     return ModelSource(path, RUN, functions, caption_encoder, functions.image_size,
                        functions.z_dim, f"training model in {path}", config=config)

@@ -45,13 +45,13 @@ def build_image_encoder(model_cfg, data_cfg, sync_batch_norm=False):
     return encoder
 
 
-def build_generator(model_cfg, data_cfg, sync_batch_norm=False):
+def build_generator(model_cfg, data_cfg, sync_batch_norm=False, name="generator"):
     """Returns a built `Generator` drawing `data_cfg.image_size` images."""
     generator = Generator(
         image_size=data_cfg.image_size, z_dim=model_cfg.z_dim,
         embedding_dim=model_cfg.embedding_dim, text_projection_dim=model_cfg.text_projection_dim,
         ngf=model_cfg.ngf, upsampling=model_cfg.upsampling, sync_batch_norm=sync_batch_norm,
-        conditioning=model_cfg.generator_conditioning, name="generator")
+        conditioning=model_cfg.generator_conditioning, name=name)
     generator((keras.ops.zeros((1, model_cfg.z_dim)),
                keras.ops.zeros((1, model_cfg.embedding_dim))))
     return generator
