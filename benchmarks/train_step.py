@@ -161,8 +161,9 @@ def run(args) -> dict:
                        args.calls) / args.steps_per_execution
 
     phase = {
-        "encoder": tf.function(lambda: gan._encoder_step(batch["images"], batch["captions"],
-                                                         batch["labels"])),
+        "encoder": tf.function(lambda: gan._encoder_step(
+            batch["images"], batch["captions"], batch["labels"],
+            batch.get("hard_negative_captions"))[0]),
     }
     embeddings = phase["encoder"]()
     wrong_embeddings = tf.gather(embeddings, batch["wrong_indices"])

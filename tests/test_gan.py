@@ -96,9 +96,11 @@ def all_groups(*models):
 def test_encoder_step_updates_only_the_encoders(encoder, batch):
     gan = make_gan(encoder)
     before = snapshot(gan)
-    embeddings = gan._encoder_step(batch["images"], batch["captions"], batch["labels"])
+    embeddings, negative_embeddings = gan._encoder_step(batch["images"], batch["captions"],
+                                                        batch["labels"])
     after = snapshot(gan)
     assert tuple(embeddings.shape) == (CONFIG.data.batch_size, CONFIG.model.embedding_dim)
+    assert negative_embeddings is None
     assert_phase(before, after, own_models=("text_encoder", "image_encoder"),
                  own_optimizer="encoder_optimizer",
                  untouched=all_groups("generator", "discriminator", "style_encoder"),

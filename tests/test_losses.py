@@ -137,6 +137,23 @@ def test_matching_loss_matches_a_loop():
     assert _value(loss) == pytest.approx(total / 5, abs=1e-5)
 
 
+def test_hard_negative_loss_by_hand():
+    # Unit vectors: image 0 = e0 matches its text (cos 1) and its negative is e1 (cos 0):
+    # 0.2 - 1 + 0 < 0 -> 0. Image 1 = e0 too, its text is e1 (cos 0), its negative lies at
+    # 60 degrees (cos 0.5): 0.2 - 0 + 0.5 = 0.7. Image 2's negative equals its text: 0.2.
+    image = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
+    text = np.array([[1, 0], [0, 1], [0, 1]], np.float32)
+    negative = np.array([[0, 1], [0.5, 0.75 ** 0.5], [0, 1]], np.float32)
+    loss = losses.hard_negative_loss(2.0 * text, negative, 3.0 * image, margin=0.2)
+    assert _value(loss) == pytest.approx((0.0 + 0.7 + 0.2) / 3, abs=1e-6)
+    # An example without a negative counts 0 but still divides: the mean over the batch.
+    valid = np.array([1.0, 1.0, 0.0], np.float32)
+    assert _value(losses.hard_negative_loss(text, negative, image, valid, margin=0.2)) == (
+        pytest.approx(0.7 / 3, abs=1e-6))
+    assert _value(losses.hard_negative_loss(text, negative, image, valid > 0, margin=1.0)) == (
+        pytest.approx((0.0 + 1.5) / 3, abs=1e-6))
+
+
 def test_style_loss():
     z = np.array([[1.0, 2.0], [0.0, 0.0]], np.float32)
     reconstructed = np.array([[0.0, 0.0], [1.0, 1.0]], np.float32)

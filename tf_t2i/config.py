@@ -44,6 +44,13 @@ class DataConfig:
             memory (tf_t2i.data.pipeline); kept so configurations of earlier runs still read.
         synthetic_images_per_class: images drawn for each synthetic class.
         seed: seed for dataset generation and the pipeline's random choices.
+        attribute_words: words that hard negative captions swap or replace, added to those
+            discovered in the training captions: comma-separated words or a text file, one
+            word per line; "" = discovered ones only (tf_t2i.data.attribute_words).
+        attribute_min_count: a discovered attribute word occurs in the captions of at least
+            this many images.
+        attribute_min_score: a discovered attribute word predicts the class by at least this
+            many nats (tf_t2i.data.attribute_words).
     """
 
     format: str = "synthetic"
@@ -58,6 +65,9 @@ class DataConfig:
     shuffle_buffer: int = 4096
     synthetic_images_per_class: int = 40
     seed: int = 0
+    attribute_words: str = ""
+    attribute_min_count: int = 10
+    attribute_min_score: float = 0.2
 
     @property
     def load_size(self) -> int:
@@ -140,6 +150,11 @@ class TrainConfig:
             evaluation and export (typical 0.999); 0 = off (G itself is used).
         beta_2: Adam beta_2 (Keras default 0.999; DF-GAN: 0.9).
         d_learning_rate: D's Adam learning rate; 0 = `learning_rate` (DF-GAN: 4 x G's).
+        hard_negative_weight: weight of the hard negative term in the matching loss (not in
+            Reed's design; 0 = off): each image's caption with its attribute words swapped or
+            replaced (tf_t2i.data.hard_negatives) is one more negative text, with the margin.
+        hard_negative_wrong_fraction: this fraction of D's {real image, wrong text} examples
+            use the image's hard negative caption as the wrong text (0 = off, Reed's design).
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
         precision: Keras dtype policy: "auto" (resolved once at start-up: mixed_bfloat16 where
             the CPU or GPU has native bfloat16, else float32; see `tf_t2i.precision`), "float32",
@@ -185,6 +200,8 @@ class TrainConfig:
     ema_decay: float = 0.0
     beta_2: float = 0.999
     d_learning_rate: float = 0.0
+    hard_negative_weight: float = 0.0
+    hard_negative_wrong_fraction: float = 0.0
     style_steps: int = 0
     precision: str = "auto"
     jit_compile: bool = False
@@ -200,6 +217,11 @@ class TrainConfig:
     evaluator: str = ""
     best_metric: str = ""
     diversity_warning: float = 0.25
+
+    @property
+    def hard_negatives(self) -> bool:
+        """Whether a train step needs the batches' hard negative captions."""
+        return self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,6 +295,10 @@ class Config:
             (self.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = no metrics)"),
             (self.train.eval_images >= 2, "train.eval_images must be >= 2"),
             (0.0 <= self.train.diversity_warning <= 1.0, "train.diversity_warning must be in [0, 1]"),
+            (self.train.hard_negative_weight >= 0.0, "train.hard_negative_weight must be >= 0"),
+            (0.0 <= self.train.hard_negative_wrong_fraction <= 1.0,
+             "train.hard_negative_wrong_fraction must be in [0, 1]"),
+            (self.data.attribute_min_count >= 1, "data.attribute_min_count must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tf_t2i import diff_augment, losses, replica_ops
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
-                "d_wrong", "d_fake", "gradient_penalty")
+                "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss")
 STYLE_METRIC_NAMES = ("style_loss",)
 
 
@@ -51,6 +51,12 @@ class TextToImageGAN(keras.Model):
             Reed's design): G is penalised when two noise vectors give the same image for the
             same text. 0 turns it off.
         matching_margin: margin of the matching hinge loss.
+        hard_negative_weight: weight of the hard negative term in the encoders' loss
+            (`losses.hard_negative_loss`; not in Reed's design); 0 turns it off.
+        hard_negative_wrong_fraction: fraction of D's wrong texts that are the image's own
+            hard negative caption instead of another class's caption; 0 turns it off.
+            Either option needs batches with `hard_negative_captions`
+            (`tf_t2i.data.pipeline.make_train_dataset(attribute_words=...)`).
         seed: seed of the noise generator (its state is saved with checkpoints).
         gan_loss: "bce" (Reed's GAN-CLS) or "hinge" (DF-GAN, Tao et al. 2022): D's and G's
             losses, the GAN-INT term included (`losses.GAN_LOSSES`).
@@ -68,7 +74,8 @@ class TextToImageGAN(keras.Model):
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
                  cls_weight=0.5,
                  interp_weight=1.0, interp_beta=0.5, interp_type="interpolate",
-                 mode_seeking_weight=0.0, matching_margin=0.2, seed=0, gan_loss="bce",
+                 mode_seeking_weight=0.0, matching_margin=0.2, hard_negative_weight=0.0,
+                 hard_negative_wrong_fraction=0.0, seed=0, gan_loss="bce",
                  gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
                  ema_generator=None, ema_decay=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -83,6 +90,8 @@ class TextToImageGAN(keras.Model):
         self.interp_type = interp_type
         self.mode_seeking_weight = mode_seeking_weight
         self.matching_margin = matching_margin
+        self.hard_negative_weight = hard_negative_weight
+        self.hard_negative_wrong_fraction = hard_negative_wrong_fraction
         self.seed = seed
         self.gan_loss = gan_loss
         self._d_loss, self._g_loss, self._interp_loss = losses.GAN_LOSSES[gan_loss]
@@ -168,10 +177,18 @@ class TextToImageGAN(keras.Model):
         """One GAN step on a batch (a replica's slice of the global batch under a strategy).
 
         `wrong_indices` index the global batch: the wrong captions of an example may be those
-        of another replica's example.
+        of another replica's example. With hard negatives, `hard_negative_captions` [N, k, T]
+        are each example's captions with their attributes rebound (tf_t2i.data.hard_negatives).
         """
-        embeddings = self._encoder_step(data["images"], data["captions"], data["labels"])
+        negatives = (data["hard_negative_captions"]
+                     if self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
+                     else None)
+        embeddings, negative_embeddings = self._encoder_step(data["images"], data["captions"],
+                                                             data["labels"], negatives)
         wrong_embeddings = tf.gather(replica_ops.gather(embeddings), data["wrong_indices"])
+        if self.hard_negative_wrong_fraction > 0:
+            wrong_embeddings = self._with_hard_wrong_texts(
+                wrong_embeddings, negative_embeddings, _has_negative(data["captions"], negatives))
         self._discriminator_step(data["images"], embeddings, wrong_embeddings)
         self._generator_step(embeddings)
         self._update_ema()
@@ -193,22 +210,49 @@ class TextToImageGAN(keras.Model):
         self.style_trackers["style_loss"].update_state(loss)
         return {name: tracker.result() for name, tracker in self.style_trackers.items()}
 
-    def _encoder_step(self, images, captions, labels):
-        """Matching loss on the encoders; returns the captions' embeddings as constants.
+    def _encoder_step(self, images, captions, labels, hard_negative_captions=None):
+        """Matching loss on the encoders; returns the captions' embeddings as constants, and
+        those of the hard negative captions (None without them).
 
         The loss pairs every example with every other of the global batch: under a strategy
         each replica computes it on the gathered embeddings of all replicas.
         """
+        negative_embeddings, hard_loss = None, tf.constant(0.0)
         with tf.GradientTape() as tape:
             text_embeddings = self.embed_captions(captions, training=True)
             image_embeddings = self.image_encoder(images, training=True)
             loss = losses.matching_loss(replica_ops.gather(text_embeddings),
                                         replica_ops.gather(image_embeddings),
                                         replica_ops.gather(labels), margin=self.matching_margin)
-            scaled_loss = _scaled(self.encoder_optimizer, loss)
+            total_loss = loss
+            if hard_negative_captions is not None:
+                negative_embeddings = self.embed_captions(hard_negative_captions, training=True)
+                valid = tf.cast(_has_negative(captions, hard_negative_captions), tf.float32)
+                hard_loss = losses.hard_negative_loss(
+                    *(replica_ops.gather(values) for values in (
+                        text_embeddings, negative_embeddings, image_embeddings, valid)),
+                    margin=self.matching_margin)
+                total_loss = loss + self.hard_negative_weight * hard_loss
+            scaled_loss = _scaled(self.encoder_optimizer, total_loss)
         _apply(self.encoder_optimizer, tape, scaled_loss, self._encoder_variables())
         self.trackers["matching_loss"].update_state(loss)
-        return tf.stop_gradient(text_embeddings)
+        self.trackers["hard_negative_loss"].update_state(hard_loss)
+        if negative_embeddings is not None:
+            negative_embeddings = tf.stop_gradient(negative_embeddings)
+        return tf.stop_gradient(text_embeddings), negative_embeddings
+
+    def _with_hard_wrong_texts(self, wrong_embeddings, negative_embeddings, has_negative):
+        """D's wrong texts [N, E], `hard_negative_wrong_fraction` of them the example's own hard
+        negative (where it has one) instead of another example's captions.
+
+        The examples are spread evenly over the global batch by their row in it (every other
+        row for 0.5), so a distributed step picks the rows one device picks.
+        """
+        rows = _rows(wrong_embeddings)
+        chosen = replica_ops.local_rows(
+            _evenly_spread(rows * replica_ops.replica_count(), self.hard_negative_wrong_fraction),
+            rows)
+        return tf.where((chosen & has_negative)[:, None], negative_embeddings, wrong_embeddings)
 
     def _discriminator_step(self, images, embeddings, wrong_embeddings):
         """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9)."""
@@ -351,7 +395,8 @@ class TextToImageGAN(keras.Model):
             cls_weight=self.cls_weight, interp_weight=self.interp_weight,
             interp_beta=self.interp_beta, interp_type=self.interp_type,
             mode_seeking_weight=self.mode_seeking_weight, matching_margin=self.matching_margin,
-            seed=self.seed,
+            hard_negative_weight=self.hard_negative_weight,
+            hard_negative_wrong_fraction=self.hard_negative_wrong_fraction, seed=self.seed,
             gan_loss=self.gan_loss, gradient_penalty_weight=self.gradient_penalty_weight,
             gradient_penalty_power=self.gradient_penalty_power, diff_augment=self.diff_augment,
             ema_generator=(None if self.ema_generator is None
@@ -373,6 +418,19 @@ class TextToImageGAN(keras.Model):
 def _rows(values):
     """The batch size of `values`: static where known (a replica's batch always is)."""
     return values.shape[0] or tf.shape(values)[0]
+
+
+def _has_negative(captions, hard_negative_captions):
+    """bool [N]: whether any of an example's k hard negative captions differs from its caption
+    (a caption without attribute words is its own "negative")."""
+    return tf.reduce_any(tf.not_equal(captions, hard_negative_captions), axis=[1, 2])
+
+
+def _evenly_spread(rows, fraction):
+    """bool [rows]: floor(rows * fraction) rows spread evenly (row g where floor((g + 1) f)
+    exceeds floor(g f))."""
+    index = tf.range(rows, dtype=tf.float32)
+    return tf.floor((index + 1.0) * fraction) > tf.floor(index * fraction)
 
 
 def _scaled(optimizer, loss):

@@ -148,6 +148,38 @@ def matching_loss(text_embeddings, image_embeddings, labels=None, margin=0.2):
     return ops.mean(per_pair)
 
 
+def hard_negative_loss(text_embeddings, negative_embeddings, image_embeddings, valid=None,
+                       margin=0.2):
+    """Hinge loss with one hard negative text per image: its caption with attributes rebound.
+
+    With cos the cosine similarity, each example i contributes
+        max(0, margin - cos(text_i, image_i) + cos(negative_i, image_i)),
+    averaged over the batch; an example whose `valid` is 0 (its caption has no negative)
+    contributes 0. The negative has no image of its own, so only the image-to-text direction
+    of `matching_loss` applies; the caller adds this term to it, weighted.
+
+    Args:
+        text_embeddings: [batch, embedding_dim] the examples' captions.
+        negative_embeddings: [batch, embedding_dim] their hard negative captions.
+        image_embeddings: [batch, embedding_dim], row i matches text row i.
+        valid: optional [batch] 1 where example i has a hard negative, else 0.
+        margin: hinge margin (as `matching_loss`'s).
+
+    Returns:
+        float32 scalar.
+
+    Reference: Yuksekgonul et al. 2023, "When and why vision-language models behave like
+    bags-of-words" (NegCLIP: swapped-word captions as extra negatives of a contrastive loss).
+    """
+    image = _l2_normalize(image_embeddings)
+    positive = ops.sum(_l2_normalize(text_embeddings) * image, axis=-1)
+    negative = ops.sum(_l2_normalize(negative_embeddings) * image, axis=-1)
+    per_example = ops.relu(margin - positive + negative)
+    if valid is not None:
+        per_example = per_example * ops.cast(valid, "float32")
+    return ops.mean(per_example)
+
+
 def style_loss(z, reconstructed_z):
     """Style encoder loss ||z - S(G(z, phi(t)))||^2: squared L2 norm, mean over the batch.
 

@@ -14,6 +14,7 @@ import numpy as np
 from tf_t2i import distribution
 from tf_t2i.checkpoints import UNREADABLE_CHECKPOINT, RunCheckpoints, first_line
 from tf_t2i.config import Config
+from tf_t2i.data.attribute_words import attribute_words
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import DatasetIndex
 from tf_t2i.data.load_dataset import load_dataset
@@ -128,11 +129,15 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
     probes = Probes.of(dataset, encoder, gan.z_dim, config.data.seed)
 
     batch_size = config.data.batch_size
+    # Only the GAN stage uses hard negatives; their words are found (and shown) once.
+    hard_negative_words = (attribute_words(dataset.train, config.data, announce=chief)
+                           if config.train.hard_negatives else None)
 
-    def stream(start_step):
+    def stream(start_step, words=None):
         return distribution.distribute(
             strategy, lambda: make_train_dataset(dataset.train, config.data, encoder,
-                                                 start_step=start_step), batch_size)
+                                                 start_step=start_step, attribute_words=words),
+            batch_size)
 
     def step(step_fn):
         return distribution.with_static_batch(step_fn, strategy, batch_size)
@@ -143,7 +148,7 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
                          strategy, is_chief=chief)
         if record["step"] < gan_steps:
             record = loop.run("gan", step(gan.train_step), gan.trackers,
-                              stream(record["step"]), record, gan_steps)
+                              stream(record["step"], hard_negative_words), record, gan_steps)
         if record["style_step"] < config.train.style_steps:
             record = loop.run("style", step(gan.style_step), gan.style_trackers,
                               stream(record["style_step"]), record, config.train.style_steps)

@@ -2,7 +2,8 @@
 
 Once:        decode + resize every image to `load_size` (parallel) into memory (uint8)
 Per epoch:   a permutation of the whole split by a seed of (seed, epoch), gathered from memory
-Per example: random crop to `image_size`, random flip, pick k of the image's captions
+Per example: random crop to `image_size`, random flip, pick k of the image's captions (and,
+             for hard negatives, the same k rows of their negatives, made once at load time)
 Per batch:   a wrong caption set for every example: the captions of a batch example of another class
 
 Every random choice is a stateless function of (seed, epoch) or (seed, example index), so the
@@ -14,12 +15,15 @@ section 5 (crops of 64 from 76, flips; the conditioning text is the mean of 4 ca
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from tf_t2i.config import DataConfig
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import Split
+from tf_t2i.data.hard_negatives import hard_negative_captions
 from tf_t2i.errors import DataError
 
 
@@ -100,18 +104,18 @@ def _cached_split(split: Split, config: DataConfig, encoder: CaptionEncoder):
             tf.constant(split.labels.astype(np.int32)))
 
 
-def _pick_captions(caption_ids, count, k, seed):
-    """k caption rows of one image: without replacement when it has >= k, else with."""
+def _caption_choice(slots, count, k, seed):
+    """Indices of k of an image's `slots` caption rows: without replacement when it has >= k
+    captions (`count`), else with."""
     # At least k sort keys, so both branches below have k rows even when every image of the
     # split has fewer than k captions (then the rows past `count` are never chosen).
-    slots = tf.maximum(tf.shape(caption_ids)[0], k)
+    slots = tf.maximum(slots, k)
     keys = tf.random.stateless_uniform([slots], seed=seed)
     keys = tf.where(tf.range(slots) < count, keys, 2.0)
     without_replacement = tf.argsort(keys)[:k]
     with_replacement = tf.random.stateless_uniform(
         [k], seed=seed + 1, minval=0, maxval=tf.maximum(count, 1), dtype=tf.int32)
-    chosen = tf.where(count >= k, without_replacement, with_replacement)
-    return tf.gather(caption_ids, chosen)
+    return tf.where(count >= k, without_replacement, with_replacement)
 
 
 def wrong_partners(labels, seed):
@@ -138,7 +142,8 @@ def wrong_partners(labels, seed):
 
 
 def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder,
-                       start_step: int = 0) -> tf.data.Dataset:
+                       start_step: int = 0,
+                       attribute_words: tuple[str, ...] | None = None) -> tf.data.Dataset:
     """An endless stream of training batches.
 
     Args:
@@ -146,6 +151,8 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
         config: image size, crop margin, k, batch size, shuffle buffer, seed.
         encoder: the caption encoder.
         start_step: the first batch produced is the one an uninterrupted run produces at this step.
+        attribute_words: with words (tf_t2i.data.attribute_words), every batch also holds
+            each caption's hard negative (tf_t2i.data.hard_negatives), made once here.
 
     Returns:
         A dataset of dicts:
@@ -155,13 +162,21 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
             wrong_indices: int32 [B], for each example another example of the batch whose class
                 differs: its captions are this example's wrong captions (the train step gathers
                 their embeddings instead of encoding the same captions twice);
-            wrong_labels: int32 [B], labels[wrong_indices].
+            wrong_labels: int32 [B], labels[wrong_indices];
+            hard_negative_captions (with `attribute_words`): int32 [B, k, T], row for row the
+                hard negatives of `captions` (equal to a caption that has no attribute word).
     """
     num_images = len(split)
     if num_images < config.batch_size:
         raise DataError(f"the training split has {num_images} images, fewer than "
                         f"data.batch_size={config.batch_size}: lower the batch size.")
     images, caption_ids, caption_counts, labels = _cached_split(split, config, encoder)
+    # Caption tables gathered alike: the captions, then (optionally) their hard negatives.
+    caption_tables = (caption_ids,)
+    if attribute_words is not None:
+        negatives = hard_negative_captions(split.captions, attribute_words, config.seed)
+        caption_tables += (tf.constant(encode_split_captions(
+            dataclasses.replace(split, captions=negatives), encoder)[0]),)
 
     start_example = start_step * config.batch_size
     start_epoch, skip_in_epoch = divmod(start_example, num_images)
@@ -174,7 +189,7 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
         return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
 
     def lookup(index):
-        return (tf.gather(images, index), tf.gather(caption_ids, index),
+        return (tf.gather(images, index), tuple(tf.gather(t, index) for t in caption_tables),
                 tf.gather(caption_counts, index), tf.gather(labels, index))
 
     stream = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_order)
@@ -183,13 +198,14 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
     size, k = config.image_size, config.captions_per_image
 
     def augment(index, element):
-        image, ids, count, label = element
+        image, tables, count, label = element
         example_seed = tf.stack([seed, index * 4])
         image = tf.image.stateless_random_crop(image, [size, size, 3], seed=example_seed)
         if config.flip:
             image = tf.image.stateless_random_flip_left_right(image, seed=example_seed + [0, 1])
         image = tf.cast(image, tf.float32) / 127.5 - 1.0
-        captions = tf.cast(_pick_captions(ids, count, k, example_seed + [0, 2]), tf.int32)
+        chosen = _caption_choice(tf.shape(tables[0])[0], count, k, example_seed + [0, 2])
+        captions = tuple(tf.cast(tf.gather(ids, chosen), tf.int32) for ids in tables)
         return index, image, captions, label
 
     batches = stream.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
@@ -198,13 +214,16 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
     def pair_wrong(index, images, captions, labels):
         batch_seed = tf.stack([seed + 1, index[0]])
         partners = wrong_partners(labels, batch_seed)
-        return {
+        batch = {
             "images": images,
-            "captions": captions,
+            "captions": captions[0],
             "labels": labels,
             "wrong_indices": partners,
             "wrong_labels": tf.gather(labels, partners),
         }
+        if attribute_words is not None:
+            batch["hard_negative_captions"] = captions[1]
+        return batch
 
     batches = batches.map(pair_wrong, num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)

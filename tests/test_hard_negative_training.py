@@ -1,0 +1,167 @@
+"""Hard negative captions in the train step: the matching loss's extra negative and D's wrong
+texts (train.hard_negative_weight, train.hard_negative_wrong_fraction); off, nothing changes."""
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_t2i import gan as gan_module
+from tf_t2i import losses
+from tf_t2i.config import PRESETS, get_preset
+from tf_t2i.data.attribute_words import attribute_words
+from tf_t2i.data.caption_encoder import CaptionEncoder
+from tf_t2i.data.load_dataset import load_dataset
+from tf_t2i.data.pipeline import make_train_dataset
+from tf_t2i.runs import build_gan
+
+TINY = get_preset("tiny")
+CONFIG = dataclasses.replace(TINY, data=dataclasses.replace(TINY.data,
+                                                            synthetic_images_per_class=1))
+ON = {"hard_negative_weight": 2.0, "hard_negative_wrong_fraction": 0.5}
+MODELS = ("text_encoder", "image_encoder", "generator", "discriminator", "style_encoder")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return CaptionEncoder(CONFIG.data.alphabet, CONFIG.data.caption_length)
+
+
+@pytest.fixture(scope="module")
+def batch(encoder):
+    """A batch with hard negatives; the built-in captions all name colours."""
+    split = load_dataset(CONFIG.data).train
+    words = attribute_words(split, CONFIG.data)
+    return next(iter(make_train_dataset(split, CONFIG.data, encoder, attribute_words=words)))
+
+
+def make_gan(encoder, config=CONFIG, **train_overrides):
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(0)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                   **train_overrides))
+    return build_gan(config, encoder.vocabulary_size, steps_per_epoch=10)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_leaves_hard_negatives_off(name):
+    config = get_preset(name)
+    assert config.train.hard_negative_weight == 0.0
+    assert config.train.hard_negative_wrong_fraction == 0.0
+    assert not config.train.hard_negatives and config.data.attribute_words == ""
+
+
+@pytest.mark.parametrize("name", [
+    "tiny", pytest.param("flowers64", marks=pytest.mark.slow)])  # flowers64: 20 s to build
+def test_models_are_the_same_with_the_options_on_or_off(name):
+    """The options add no layer or variable to Reed's design (`flowers64`)."""
+    config = get_preset(name)
+    encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
+    shapes = []
+    for options in ({}, ON):
+        keras.backend.clear_session()  # Layer names restart, so the two builds compare.
+        gan = make_gan(encoder, config, **options)
+        shapes.append({v.path: tuple(v.shape)
+                       for model in MODELS for v in getattr(gan, model).variables})
+    assert shapes[0] == shapes[1] and len(shapes[0]) > 50
+
+
+def test_off_the_train_step_ignores_the_negatives(encoder, batch, monkeypatch):
+    """Options off, on a batch that carries negatives: the encoder step gets none, D's wrong
+    texts are the partners' captions (GAN-CLS as before), and no hard negative loss."""
+    gan = make_gan(encoder)
+    seen = {}
+    encoder_step, discriminator_step = gan._encoder_step, gan._discriminator_step
+
+    def encoder_spy(images, captions, labels, hard_negative_captions=None):
+        seen["negatives"] = hard_negative_captions
+        return encoder_step(images, captions, labels, hard_negative_captions)
+
+    def discriminator_spy(images, embeddings, wrong_embeddings):
+        seen.update(right=embeddings.numpy(), wrong=wrong_embeddings.numpy())
+        return discriminator_step(images, embeddings, wrong_embeddings)
+
+    monkeypatch.setattr(gan, "_encoder_step", encoder_spy)
+    monkeypatch.setattr(gan, "_discriminator_step", discriminator_spy)
+    logs = gan.train_step(batch)
+    assert seen["negatives"] is None and float(logs["hard_negative_loss"]) == 0.0
+    np.testing.assert_array_equal(seen["wrong"], seen["right"][batch["wrong_indices"].numpy()])
+
+
+def test_encoder_loss_adds_the_weighted_hard_negative_term(encoder, batch, monkeypatch):
+    gan = make_gan(encoder, **ON)
+    captions, negatives = batch["captions"], batch["hard_negative_captions"]
+    text = gan.embed_captions(captions, training=True)
+    negative = gan.embed_captions(negatives, training=True)
+    image = gan.image_encoder(batch["images"], training=True)
+    valid = np.any(captions.numpy() != negatives.numpy(), axis=(1, 2))
+    assert valid.all()
+    matching = float(losses.matching_loss(text, image, batch["labels"], margin=0.2))
+    hard = float(losses.hard_negative_loss(text, negative, image, valid, margin=0.2))
+    assert hard > 0
+    captured = []
+    monkeypatch.setattr(gan_module, "_apply", lambda optimizer, tape, loss, variables:
+                        captured.append(float(loss)))
+    embeddings, negative_embeddings = gan._encoder_step(batch["images"], captions,
+                                                        batch["labels"], negatives)
+    assert captured == [pytest.approx(matching + 2.0 * hard, rel=1e-5)]
+    np.testing.assert_allclose(negative_embeddings, negative, rtol=1e-5, atol=1e-6)
+    assert float(gan.trackers["hard_negative_loss"].result()) == pytest.approx(hard, rel=1e-5)
+    assert float(gan.trackers["matching_loss"].result()) == pytest.approx(matching, rel=1e-5)
+
+
+def test_a_fraction_of_wrong_texts_are_the_images_own_negatives(encoder, batch, monkeypatch):
+    """Fraction 0.5 of a batch of 8: rows 1, 3, 5, 7 get their own hard negative as wrong
+    text; the others keep a different-class example's captions (GAN-CLS)."""
+    gan = make_gan(encoder, **ON)
+    own = gan.embed_captions(batch["captions"], training=True).numpy()
+    negative = gan.embed_captions(batch["hard_negative_captions"], training=True).numpy()
+    seen = {}
+    original = gan._discriminator_step
+
+    def spy(images, embeddings, wrong_embeddings):
+        seen["wrong"] = wrong_embeddings.numpy()
+        return original(images, embeddings, wrong_embeddings)
+
+    monkeypatch.setattr(gan, "_discriminator_step", spy)
+    logs = gan.train_step(batch)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(logs["hard_negative_loss"]) > 0
+    partners = batch["wrong_indices"].numpy()
+    for row in range(CONFIG.data.batch_size):
+        expected = negative[row] if row % 2 else own[partners[row]]
+        np.testing.assert_allclose(seen["wrong"][row], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_examples_without_a_negative_keep_their_wrong_text(encoder, batch, monkeypatch):
+    gan = make_gan(encoder, hard_negative_wrong_fraction=1.0)
+    no_negatives = dict(batch, hard_negative_captions=batch["captions"])
+    seen = {}
+    monkeypatch.setattr(gan, "_discriminator_step",
+                        lambda images, embeddings, wrong: seen.update(
+                            right=embeddings.numpy(), wrong=wrong.numpy()))
+    monkeypatch.setattr(gan, "_generator_step", lambda embeddings: None)
+    gan.train_step(no_negatives)
+    np.testing.assert_array_equal(seen["wrong"], seen["right"][batch["wrong_indices"].numpy()])
+    assert float(gan.trackers["hard_negative_loss"].result()) == 0.0
+
+
+@pytest.mark.parametrize("rows, fraction, expected", [
+    (8, 0.5, [0, 1, 0, 1, 0, 1, 0, 1]),
+    (8, 0.25, [0, 0, 0, 1, 0, 0, 0, 1]),
+    (4, 1.0, [1, 1, 1, 1]),
+    (4, 0.0, [0, 0, 0, 0]),
+    (5, 0.4, [0, 0, 1, 0, 1]),
+])
+def test_evenly_spread_rows(rows, fraction, expected):
+    np.testing.assert_array_equal(gan_module._evenly_spread(rows, fraction).numpy(),
+                                  np.array(expected, bool))
+
+
+@pytest.mark.slow  # ~15 s to trace; the eager step above runs the same code
+def test_a_compiled_tiny_step_with_both_options_is_finite(encoder, batch):
+    gan = make_gan(encoder, **ON)
+    logs = tf.function(gan.train_step)(batch)
+    assert set(logs) == set(gan_module.METRIC_NAMES)
+    assert all(np.isfinite(float(v)) for v in logs.values())
