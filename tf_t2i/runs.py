@@ -46,7 +46,10 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
         interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
         mode_seeking_weight=train_cfg.mode_seeking_weight,
-        matching_margin=train_cfg.matching_margin, seed=data_cfg.seed)
+        matching_margin=train_cfg.matching_margin,
+        latent_regression_weight=train_cfg.latent_regression_weight,
+        reconstruction_weight=train_cfg.reconstruction_weight,
+        style_prior_weight=train_cfg.style_prior_weight, seed=data_cfg.seed)
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
                 d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer"),
                 g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"),
