@@ -213,3 +213,37 @@ def test_gradient_penalty_is_float32_for_bfloat16_gradients():
     # ||g||^2 = 52 * 0.25 = 13; p = 6 -> 13^3.
     assert _value(losses.gradient_penalty(image_gradients, embedding_gradients)) == \
         pytest.approx(2197.0, rel=1e-6)
+
+
+def test_latent_regression_loss_by_hand():
+    z = np.array([[1.0, -2.0], [0.5, 0.0]], np.float32)
+    recovered = np.array([[0.0, -1.0], [0.5, 3.0]], np.float32)
+    # |1| + |-1| + 0 + |-3| over 4 elements.
+    assert float(losses.latent_regression_loss(z, recovered)) == pytest.approx(5.0 / 4.0)
+    assert float(losses.latent_regression_loss(z, z)) == 0.0
+
+
+def test_reconstruction_loss_by_hand():
+    images = np.zeros((2, 2, 2, 3), np.float32)
+    reconstructed = images.copy()
+    reconstructed[0, 0, 0] = [1.0, -1.0, 0.5]
+    reconstructed[1, 1, 1, 2] = -0.5
+    # (1 + 1 + 0.5 + 0.5) over 24 elements; bfloat16 inputs give a float32 loss.
+    loss = losses.reconstruction_loss(images, tf.cast(reconstructed, tf.bfloat16))
+    assert loss.dtype == "float32" and float(loss) == pytest.approx(3.0 / 24.0)
+
+
+def test_style_prior_loss_by_hand():
+    # Dimension 0: mean 0, unbiased variance (1 + 1) / 1 = 2 -> 0 + 1. Dimension 1: mean 1,
+    # variance 0 -> 1 + 1. Mean over the two dimensions: 1.5.
+    styles = np.array([[1.0, 1.0], [-1.0, 1.0]], np.float32)
+    assert float(losses.style_prior_loss(styles)) == pytest.approx(1.5)
+    standard = np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32) / np.sqrt(2.0)
+    # Mean 0 and unbiased variance (0.5 + 0.5) / 1 = 1 in both dimensions.
+    assert float(losses.style_prior_loss(standard)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_style_prior_loss_is_near_zero_for_standard_normal_styles():
+    styles = np.random.default_rng(0).standard_normal((4096, 8)).astype(np.float32)
+    assert float(losses.style_prior_loss(styles)) < 1e-2
+    assert float(losses.style_prior_loss(3.0 * styles + 1.0)) > 10.0

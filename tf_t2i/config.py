@@ -155,6 +155,13 @@ class TrainConfig:
             replaced (tf_t2i.data.hard_negatives) is one more negative text, with the margin.
         hard_negative_wrong_fraction: this fraction of D's {real image, wrong text} examples
             use the image's hard negative caption as the wrong text (0 = off, Reed's design).
+        latent_regression_weight: weight of BicycleGAN's cLR term mean |z - S(G(z, t))| (L1) in
+            the GAN stage, updating G and the style encoder S (not in Reed's design; 0 = off).
+        reconstruction_weight: weight of the L1 reconstruction mean |x - G(S(x), phi(t_x))| of
+            real images in the GAN stage, updating G and S, so that S reads real images (cVAE-GAN
+            style; not in Reed's design; 0 = off).
+        style_prior_weight: weight of a moment-matching term keeping S(x) of real images
+            distributed like N(0, I), G's noise (needs reconstruction_weight > 0; 0 = off).
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
         precision: Keras dtype policy: "auto" (resolved once at start-up: mixed_bfloat16 where
             the CPU or GPU has native bfloat16, else float32; see `tf_t2i.precision`), "float32",
@@ -202,6 +209,9 @@ class TrainConfig:
     d_learning_rate: float = 0.0
     hard_negative_weight: float = 0.0
     hard_negative_wrong_fraction: float = 0.0
+    latent_regression_weight: float = 0.0
+    reconstruction_weight: float = 0.0
+    style_prior_weight: float = 0.0
     style_steps: int = 0
     precision: str = "auto"
     jit_compile: bool = False
@@ -293,6 +303,11 @@ class Config:
             *_at_least(self.train, 1, *(f.name for f in dataclasses.fields(self.train)
                                         if f.name.endswith("_every") and f.name != "eval_every")),
             (self.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = no metrics)"),
+            *_at_least(self.train, 0, "latent_regression_weight", "reconstruction_weight",
+                       "style_prior_weight"),
+            (self.train.style_prior_weight == 0 or self.train.reconstruction_weight > 0,
+             "train.style_prior_weight needs train.reconstruction_weight > 0 (it regularises the "
+             "style of real images, which only the reconstruction term computes)"),
             (self.train.eval_images >= 2, "train.eval_images must be >= 2"),
             (0.0 <= self.train.diversity_warning <= 1.0, "train.diversity_warning must be in [0, 1]"),
             (self.train.hard_negative_weight >= 0.0, "train.hard_negative_weight must be >= 0"),

@@ -10,7 +10,8 @@ import tensorflow as tf
 from tf_t2i import diff_augment, losses, replica_ops
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
-                "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss")
+                "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss",
+                "latent_regression_loss", "reconstruction_loss", "style_prior_loss")
 STYLE_METRIC_NAMES = ("style_loss",)
 
 
@@ -28,7 +29,9 @@ class TextToImageGAN(keras.Model):
     (G's by the D step's fakes too); they are statistics, not trained weights.
 
     `style_step` (the style stage, after the GAN stage) trains the style encoder S alone, with G
-    and the text encoder frozen, to recover z from G(z, phi(t)) (section 4.4).
+    and the text encoder frozen, to recover z from G(z, phi(t)) (section 4.4). With a latent
+    regression or reconstruction weight, S also trains in the GAN stage, inside the generator
+    step, with its own optimizer (BicycleGAN's cLR and cVAE-GAN terms; `_style_terms`).
 
     Under a `tf.distribute` strategy each replica runs the step on its contiguous slice of the
     global batch and computes what one device computes on the whole batch (`replica_ops`): the
@@ -57,6 +60,12 @@ class TextToImageGAN(keras.Model):
             hard negative caption instead of another class's caption; 0 turns it off.
             Either option needs batches with `hard_negative_captions`
             (`tf_t2i.data.pipeline.make_train_dataset(attribute_words=...)`).
+        latent_regression_weight: weight of mean |z - S(G(z, t))| in G's and S's loss
+            (BicycleGAN's cLR; not in Reed's design); 0 turns it off.
+        reconstruction_weight: weight of mean |x - G(S(x), phi(t_x))| on real images in G's and
+            S's loss (BicycleGAN's cVAE-GAN, deterministic S); 0 turns it off.
+        style_prior_weight: weight of `losses.style_prior_loss` on S(x) of real images in S's
+            loss (needs a reconstruction weight); 0 turns it off.
         seed: seed of the noise generator (its state is saved with checkpoints).
         gan_loss: "bce" (Reed's GAN-CLS) or "hinge" (DF-GAN, Tao et al. 2022): D's and G's
             losses, the GAN-INT term included (`losses.GAN_LOSSES`).
@@ -77,7 +86,8 @@ class TextToImageGAN(keras.Model):
                  mode_seeking_weight=0.0, matching_margin=0.2, hard_negative_weight=0.0,
                  hard_negative_wrong_fraction=0.0, seed=0, gan_loss="bce",
                  gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
-                 ema_generator=None, ema_decay=0.0, **kwargs):
+                 ema_generator=None, ema_decay=0.0, latent_regression_weight=0.0,
+                 reconstruction_weight=0.0, style_prior_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -92,6 +102,9 @@ class TextToImageGAN(keras.Model):
         self.matching_margin = matching_margin
         self.hard_negative_weight = hard_negative_weight
         self.hard_negative_wrong_fraction = hard_negative_wrong_fraction
+        self.latent_regression_weight = latent_regression_weight
+        self.reconstruction_weight = reconstruction_weight
+        self.style_prior_weight = style_prior_weight
         self.seed = seed
         self.gan_loss = gan_loss
         self._d_loss, self._g_loss, self._interp_loss = losses.GAN_LOSSES[gan_loss]
@@ -190,7 +203,7 @@ class TextToImageGAN(keras.Model):
             wrong_embeddings = self._with_hard_wrong_texts(
                 wrong_embeddings, negative_embeddings, _has_negative(data["captions"], negatives))
         self._discriminator_step(data["images"], embeddings, wrong_embeddings)
-        self._generator_step(embeddings)
+        self._generator_step(embeddings, data["images"])
         self._update_ema()
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
@@ -331,7 +344,7 @@ class TextToImageGAN(keras.Model):
 
         tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy())
 
-    def _generator_step(self, embeddings):
+    def _generator_step(self, embeddings, images=None):
         """Fool D on the batch's texts and, for GAN-INT, on interpolated ones (section 4.3).
 
         Like Reed's code, the interpolated embeddings extend G's batch by half: they mix
@@ -339,6 +352,7 @@ class TextToImageGAN(keras.Model):
         weight, G also draws the first text of each adjacent pair again with fresh noise
         ("twins"), which enter only the mode-seeking term. Batches are shuffled, so adjacent
         pairs are as random as Reed's halves, and they never cross a replica's slice.
+        `images` (the real batch) are needed only with a reconstruction weight (`_style_terms`).
         """
         batch_size = _rows(embeddings)
         conditioning, noise = embeddings, self.noise(batch_size)
@@ -365,12 +379,74 @@ class TextToImageGAN(keras.Model):
                 twin_noise, sum_over_replicas=replica_ops.sum_over_replicas)
                 if self.mode_seeking_weight > 0 else tf.constant(0.0))
             loss = (g_loss + self.interp_weight * interp_loss
-                    + self.mode_seeking_weight * mode_seeking_loss)
+                    + self.mode_seeking_weight * mode_seeking_loss
+                    + self._style_terms(noise[:batch_size], fake_images[:batch_size], images,
+                                        embeddings))
             scaled_loss = _scaled(self.g_optimizer, loss)
-        _apply(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
+        self._apply_generator(tape, scaled_loss)
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["interp_loss"].update_state(interp_loss)
         self.trackers["mode_seeking_loss"].update_state(mode_seeking_loss)
+
+    def _trains_style(self):
+        """Whether S trains in the GAN stage (a latent regression or reconstruction weight)."""
+        return self.latent_regression_weight > 0 or self.reconstruction_weight > 0
+
+    def _style_terms(self, z, fake_images, images, embeddings):
+        """The weighted style terms of the generator step (0. when they are off).
+
+        Latent regression (cLR) reuses G's fakes of the batch's texts; reconstruction draws
+        G(S(x), phi(t_x)) in a call of its own, so that G's BatchNorm statistics of the
+        adversarial batch stay those of noise drawn from N(0, I). The prior term depends on S
+        only, so it adds nothing to G's gradient.
+
+        Args:
+            z: [N, Z] the noise of `fake_images`.
+            fake_images: [N, S, S, 3] G(z, embeddings).
+            images: [N, S, S, 3] the real images of the batch.
+            embeddings: [N, E] their texts' embeddings (constants).
+
+        Returns:
+            float32 scalar, the sum of the weighted terms.
+
+        Reference: Zhu et al. 2017 (BicycleGAN), sections 3.2-3.4.
+        """
+        total = latent = reconstruction = prior = tf.constant(0.0)
+        if self.latent_regression_weight > 0:
+            latent = losses.latent_regression_loss(
+                z, self.style_encoder(fake_images, training=True))
+            total += self.latent_regression_weight * latent
+        if self.reconstruction_weight > 0:
+            styles = self.style_encoder(images, training=True)
+            reconstructed = self.generator((styles, embeddings), training=True)
+            reconstruction = losses.reconstruction_loss(images, reconstructed)
+            total += self.reconstruction_weight * reconstruction
+            if self.style_prior_weight > 0:
+                prior = losses.style_prior_loss(styles)
+                total += self.style_prior_weight * prior
+        for name, value in (("latent_regression_loss", latent),
+                            ("reconstruction_loss", reconstruction), ("style_prior_loss", prior)):
+            self.trackers[name].update_state(value)
+        return total
+
+    def _apply_generator(self, tape, scaled_loss):
+        """G's update and, when S trains in the GAN stage, S's, from one backward pass.
+
+        Only the style terms of G's loss depend on S, so its gradient with respect to S's
+        weights is S's loss's. It carries G's optimizer's loss scale (float16), converted here to
+        the style optimizer's, which unscales it.
+        """
+        generator_variables = self.generator.trainable_variables
+        if not self._trains_style():
+            _apply(self.g_optimizer, tape, scaled_loss, generator_variables)
+            return
+        style_variables = self.style_encoder.trainable_variables
+        gradients = tape.gradient(scaled_loss, generator_variables + style_variables)
+        split = len(generator_variables)
+        self.g_optimizer.apply_gradients(zip(gradients[:split], generator_variables))
+        ratio = self.style_optimizer.scale_loss(1.0) / self.g_optimizer.scale_loss(1.0)
+        self.style_optimizer.apply_gradients(
+            zip([gradient * ratio for gradient in gradients[split:]], style_variables))
 
     def _interpolated(self, embeddings):
         """[N // 2, E] embeddings between (or beyond) the texts of adjacent examples."""
@@ -401,7 +477,9 @@ class TextToImageGAN(keras.Model):
             gradient_penalty_power=self.gradient_penalty_power, diff_augment=self.diff_augment,
             ema_generator=(None if self.ema_generator is None
                            else keras.saving.serialize_keras_object(self.ema_generator)),
-            ema_decay=self.ema_decay)
+            ema_decay=self.ema_decay, latent_regression_weight=self.latent_regression_weight,
+            reconstruction_weight=self.reconstruction_weight,
+            style_prior_weight=self.style_prior_weight)
         return config
 
     @classmethod

@@ -239,6 +239,17 @@ def hinge_discriminator_loss(real_logits, wrong_logits, fake_logits, cls_weight=
         fake_logits: [batch] D(G(z, text), text).
         cls_weight: weight of the mismatching-text term (DF-GAN and Reed: 0.5).
 
+
+def latent_regression_loss(z, reconstructed_z):
+    """BicycleGAN's cLR term mean |z - S(G(z, t))|: L1, mean over every element.
+
+    Unlike `style_loss` it is meant to train G as well as S, so that G keeps z recoverable from
+    its images (z then matters), and S learns during the GAN stage.
+
+    Args:
+        z: [batch, z_dim] the noise G was given.
+        reconstructed_z: [batch, z_dim] S applied to G's images.
+
     Returns:
         float32 scalar.
 
@@ -255,6 +266,21 @@ def hinge_generator_loss(fake_logits):
 
     Args:
         fake_logits: [batch] D(G(z, text), text).
+
+
+    Reference: Zhu et al. 2017, "Toward Multimodal Image-to-Image Translation" (BicycleGAN),
+    section 3.3 (cLR-GAN), eq. 6.
+    """
+    difference = ops.cast(z, "float32") - ops.cast(reconstructed_z, "float32")
+    return ops.mean(ops.abs(difference))
+
+
+def reconstruction_loss(images, reconstructed_images):
+    """L1 image reconstruction mean |x - G(S(x), phi(t_x))|, mean over every element.
+
+    Args:
+        images: [batch, H, W, 3] real images in [-1, 1].
+        reconstructed_images: [batch, H, W, 3] G's images from S(x) and x's own text.
 
     Returns:
         float32 scalar.
@@ -294,3 +320,32 @@ GAN_LOSSES = {
     "bce": (discriminator_loss, generator_loss, interpolation_loss),
     "hinge": (hinge_discriminator_loss, hinge_generator_loss, hinge_generator_loss),
 }
+
+
+    Reference: Zhu et al. 2017 (BicycleGAN), section 3.2 (cVAE-GAN), eq. 3.
+    """
+    difference = ops.cast(images, "float32") - ops.cast(reconstructed_images, "float32")
+    return ops.mean(ops.abs(difference))
+
+
+def style_prior_loss(styles):
+    """Keeps S(x) of real images distributed like G's noise N(0, I) by matching moments.
+
+    mean over dimensions j of m_j^2 + (v_j - 1)^2, with m_j and v_j the batch mean and unbiased
+    variance of dimension j. Only per-dimension moments are matched: a batch covariance matched
+    to I when the batch is about as large as z_dim is biased (its expected squared error is
+    smallest for covariance ~ I / (1 + (z_dim + 1) / batch), about I / 2 at 64 x 64), while the
+    per-dimension variance's bias is a factor 1 / (1 + 2 / batch). A cheaper alternative to the
+    KL term of a variational S (BicycleGAN's cVAE-GAN); not in Reed et al.
+
+    Args:
+        styles: [batch, z_dim] S(x) of real images; batch >= 2.
+
+    Returns:
+        float32 scalar; 0 when each dimension has mean 0 and variance 1 over the batch.
+    """
+    styles = ops.cast(styles, "float32")
+    mean = ops.mean(styles, axis=0)
+    count = ops.cast(ops.shape(styles)[0], "float32")
+    variance = ops.sum(ops.square(styles - mean), axis=0) / (count - 1.0)
+    return ops.mean(ops.square(mean) + ops.square(variance - 1.0))

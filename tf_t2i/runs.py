@@ -53,7 +53,10 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         gradient_penalty_power=train_cfg.gradient_penalty_power,
         diff_augment=train_cfg.diff_augment, ema_decay=train_cfg.ema_decay,
         ema_generator=(builders.build_generator(model_cfg, data_cfg, sync, name="ema_generator")
-                       if train_cfg.ema_decay > 0 else None))
+                       if train_cfg.ema_decay > 0 else None),
+        latent_regression_weight=train_cfg.latent_regression_weight,
+        reconstruction_weight=train_cfg.reconstruction_weight,
+        style_prior_weight=train_cfg.style_prior_weight)
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
                 d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer",
                                            train_cfg.d_learning_rate or None),
