@@ -239,17 +239,6 @@ def hinge_discriminator_loss(real_logits, wrong_logits, fake_logits, cls_weight=
         fake_logits: [batch] D(G(z, text), text).
         cls_weight: weight of the mismatching-text term (DF-GAN and Reed: 0.5).
 
-
-def latent_regression_loss(z, reconstructed_z):
-    """BicycleGAN's cLR term mean |z - S(G(z, t))|: L1, mean over every element.
-
-    Unlike `style_loss` it is meant to train G as well as S, so that G keeps z recoverable from
-    its images (z then matters), and S learns during the GAN stage.
-
-    Args:
-        z: [batch, z_dim] the noise G was given.
-        reconstructed_z: [batch, z_dim] S applied to G's images.
-
     Returns:
         float32 scalar.
 
@@ -266,21 +255,6 @@ def hinge_generator_loss(fake_logits):
 
     Args:
         fake_logits: [batch] D(G(z, text), text).
-
-
-    Reference: Zhu et al. 2017, "Toward Multimodal Image-to-Image Translation" (BicycleGAN),
-    section 3.3 (cLR-GAN), eq. 6.
-    """
-    difference = ops.cast(z, "float32") - ops.cast(reconstructed_z, "float32")
-    return ops.mean(ops.abs(difference))
-
-
-def reconstruction_loss(images, reconstructed_images):
-    """L1 image reconstruction mean |x - G(S(x), phi(t_x))|, mean over every element.
-
-    Args:
-        images: [batch, H, W, 3] real images in [-1, 1].
-        reconstructed_images: [batch, H, W, 3] G's images from S(x) and x's own text.
 
     Returns:
         float32 scalar.
@@ -321,6 +295,36 @@ GAN_LOSSES = {
     "hinge": (hinge_discriminator_loss, hinge_generator_loss, hinge_generator_loss),
 }
 
+
+def latent_regression_loss(z, reconstructed_z):
+    """BicycleGAN's cLR term mean |z - S(G(z, t))|: L1, mean over every element.
+
+    Unlike `style_loss` it is meant to train G as well as S, so that G keeps z recoverable from
+    its images (z then matters), and S learns during the GAN stage.
+
+    Args:
+        z: [batch, z_dim] the noise G was given.
+        reconstructed_z: [batch, z_dim] S applied to G's images.
+
+    Returns:
+        float32 scalar.
+
+    Reference: Zhu et al. 2017, "Toward Multimodal Image-to-Image Translation" (BicycleGAN),
+    section 3.3 (cLR-GAN), eq. 6.
+    """
+    difference = ops.cast(z, "float32") - ops.cast(reconstructed_z, "float32")
+    return ops.mean(ops.abs(difference))
+
+
+def reconstruction_loss(images, reconstructed_images):
+    """L1 image reconstruction mean |x - G(S(x), phi(t_x))|, mean over every element.
+
+    Args:
+        images: [batch, H, W, 3] real images in [-1, 1].
+        reconstructed_images: [batch, H, W, 3] G's images from S(x) and x's own text.
+
+    Returns:
+        float32 scalar.
 
     Reference: Zhu et al. 2017 (BicycleGAN), section 3.2 (cVAE-GAN), eq. 3.
     """
