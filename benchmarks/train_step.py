@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py --preset default
     python benchmarks/train_step.py --preset flowers64 --batch-size 64 --precision float32
+    python benchmarks/train_step.py --set model.generator_conditioning=affine   # an option on
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/train_step.py   # as on a CPU without AVX-512 (fp32)
 
 Times the production path: `StageLoop`'s compiled call (`steps_per_execution` steps of
@@ -33,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_t2i.config import PRECISIONS, PRESETS, get_preset  # noqa: E402
+from tf_t2i.config import PRECISIONS, PRESETS, apply_overrides, get_preset  # noqa: E402
 
 CEILING_KINDS = ("float32", "bfloat16")
 
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps-per-execution", type=int, default=5)
     parser.add_argument("--calls", type=int, default=4, help="timed compiled calls.")
     parser.add_argument("--skip-ceilings", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override a field of the preset, as train.py's --set (repeatable).")
     parser.add_argument("--ceiling", choices=CEILING_KINDS, help=argparse.SUPPRESS)
     return parser
 
@@ -134,7 +137,7 @@ def run(args) -> dict:
     from tf_t2i.runs import build_gan, with_resolved_precision
     from tf_t2i.stage_loop import compile_steps
 
-    config = get_preset(args.preset)
+    config = apply_overrides(get_preset(args.preset), args.set).validate()
     data = dataclasses.replace(config.data, format="synthetic", path=None,
                                batch_size=args.batch_size or config.data.batch_size)
     train = dataclasses.replace(config.train, precision=args.precision,
@@ -179,6 +182,7 @@ def run(args) -> dict:
     result = {
         "preset": args.preset, "batch_size": batch_size, "precision": config.train.precision,
         "precision_requested": args.precision, "jit_compile": config.train.jit_compile,
+        "overrides": args.set,
         "steps_per_execution": args.steps_per_execution,
         "s_per_step": round(s_per_step, 4), "images_per_s": round(batch_size / s_per_step, 2),
         "first_call_s": round(first_call, 1),
