@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_t2i.config import PRECISIONS, PRESETS, get_preset  # noqa: E402
+from tf_t2i.config import PRECISIONS, PRESETS, apply_overrides, get_preset  # noqa: E402
 
 CEILING_KINDS = ("float32", "bfloat16")
 
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps-per-execution", type=int, default=5)
     parser.add_argument("--calls", type=int, default=4, help="timed compiled calls.")
     parser.add_argument("--skip-ceilings", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override a field of the preset, as train.py --set does "
+                             "(repeatable), e.g. --set train.gan_loss=hinge.")
     parser.add_argument("--ceiling", choices=CEILING_KINDS, help=argparse.SUPPRESS)
     return parser
 
@@ -134,7 +137,7 @@ def run(args) -> dict:
     from tf_t2i.runs import build_gan, with_resolved_precision
     from tf_t2i.stage_loop import compile_steps
 
-    config = get_preset(args.preset)
+    config = apply_overrides(get_preset(args.preset), args.set).validate()
     data = dataclasses.replace(config.data, format="synthetic", path=None,
                                batch_size=args.batch_size or config.data.batch_size)
     train = dataclasses.replace(config.train, precision=args.precision,
@@ -179,7 +182,7 @@ def run(args) -> dict:
     result = {
         "preset": args.preset, "batch_size": batch_size, "precision": config.train.precision,
         "precision_requested": args.precision, "jit_compile": config.train.jit_compile,
-        "steps_per_execution": args.steps_per_execution,
+        "steps_per_execution": args.steps_per_execution, "overrides": args.set,
         "s_per_step": round(s_per_step, 4), "images_per_s": round(batch_size / s_per_step, 2),
         "first_call_s": round(first_call, 1),
         "gflops_per_step": round(flops / 1e9, 2),
