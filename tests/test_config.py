@@ -60,3 +60,31 @@ def test_validate_rejects_cadences_below_one(override, message):
     with pytest.raises(ValueError) as raised:
         apply_overrides(get_preset("tiny"), [override]).validate()
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.gan_loss=wgan", "train.gan_loss must be one of ('bce', 'hinge')."),
+    ("train.gradient_penalty_weight=-1", "train.gradient_penalty_weight must be >= 0 (0 = off)."),
+    ("train.gradient_penalty_power=0", "train.gradient_penalty_power must be > 0."),
+    ("train.diff_augment=color", "train.diff_augment must be one of ('', 'translation') "
+                                 "(\"\" = off)."),
+    ("train.ema_decay=1", "train.ema_decay must be in [0, 1) (0 = off)."),
+    ("train.beta_2=1.5", "train.beta_2 must be in [0, 1)."),
+    ("train.d_learning_rate=-1e-4", "train.d_learning_rate must be >= 0 (0 = train.learning_rate)."),
+])
+def test_validate_rejects_bad_quality_options(override, message):
+    with pytest.raises(ValueError) as raised:
+        apply_overrides(get_preset("tiny"), [override]).validate()
+    assert str(raised.value) == message
+
+
+def test_quality_options_switch_on_with_set():
+    config = apply_overrides(get_preset("tiny"), [
+        "train.gan_loss=hinge", "train.gradient_penalty_weight=2", "train.diff_augment=translation",
+        "train.ema_decay=0.999", "train.beta_2=0.9", "train.d_learning_rate=4e-4",
+        "train.gradient_penalty_power=2"]).validate()
+    train = config.train
+    assert (train.gan_loss, train.gradient_penalty_weight, train.gradient_penalty_power,
+            train.diff_augment, train.ema_decay, train.beta_2, train.d_learning_rate) == (
+        "hinge", 2.0, 2.0, "translation", 0.999, 0.9, 4e-4)
+    assert apply_overrides(config, ["train.diff_augment="]).train.diff_augment == ""

@@ -67,10 +67,10 @@ def save_variables(gan, strategy, out_path, metrics=None):
     np.savez(out_path, **arrays)
 
 
-def train_in_process(strategy_name, out_path, work_dir):
-    """Trains the GAN and style stages of `tiny_config` under a strategy through StageLoop (the
-    loop of train.py), then saves every variable and the last logged metrics (read across
-    replicas) to `out_path`."""
+def train_in_process(strategy_name, out_path, work_dir, train_json="{}"):
+    """Trains the GAN and style stages of `tiny_config` (with the train fields of `train_json`)
+    under a strategy through StageLoop (the loop of train.py), then saves every variable and the
+    last logged metrics (read across replicas) to `out_path`."""
     import keras
 
     from tf_t2i import distribution
@@ -80,7 +80,7 @@ def train_in_process(strategy_name, out_path, work_dir):
     from tf_t2i.runs import build_gan
     from tf_t2i.stage_loop import StageLoop
 
-    config = tiny_config(strategy=strategy_name)
+    config = tiny_config(strategy=strategy_name, **json.loads(train_json))
     strategy = distribution.make_strategy(strategy_name)
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(0)
@@ -173,12 +173,7 @@ def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
     Every variable, optimizer slots included, has a copy on each replica: models and optimizers
     were created and built inside the strategy's scope (keras-team/keras#23085).
     """
-    code = ("import sys, tests.test_distribution as t\n"
-            "if sys.argv[1] == 'mirrored': t.use_logical_cpus(2)\n"
-            "t.train_in_process(sys.argv[1], sys.argv[2], sys.argv[3])\n")
-    for name in ("default", "mirrored"):
-        run_python(code, name, str(tmp_path / f"{name}.npz"), str(tmp_path / name))
-    one, two = load_arrays(tmp_path / "default.npz"), load_arrays(tmp_path / "mirrored.npz")
+    one, two = train_on_one_device_and_two_cpus(tmp_path)
     replica_1 = {name: value for name, value in two.items() if name.endswith("@1")}
     assert len(replica_1) == sum(name.endswith("@0") for name in two) > 200
     for name, value in replica_1.items():
@@ -187,6 +182,38 @@ def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
     # The metrics the loop logged (read across replicas) are there and agree too.
     assert {n for n in one if n.startswith("metric:")} == {
         f"metric:{name}" for name in METRIC_NAMES + STYLE_METRIC_NAMES}
+    assert_same_training(single_copies(two), single_copies(one))
+
+
+def train_on_one_device_and_two_cpus(tmp_path, **train):
+    """Trains `tiny_config(**train)` on one device and on two logical CPUs (Mirrored); returns
+    the variables of each run (`save_variables`)."""
+    code = ("import sys, tests.test_distribution as t\n"
+            "if sys.argv[1] == 'mirrored': t.use_logical_cpus(2)\n"
+            "t.train_in_process(*sys.argv[1:])\n")
+    for name in ("default", "mirrored"):
+        run_python(code, name, str(tmp_path / f"{name}.npz"), str(tmp_path / name),
+                   json.dumps(train))
+    return load_arrays(tmp_path / "default.npz"), load_arrays(tmp_path / "mirrored.npz")
+
+
+@pytest.mark.slow
+def test_mirrored_with_the_quality_options_on_matches_one_device(tmp_path):
+    """Hinge loss, MA-GP, DiffAugment translation and the EMA generator under MirroredStrategy:
+    each replica's copy of the average is updated from its own copy of G (cross-replica
+    update), and every variable, the average included, equals one device's."""
+    one, two = train_on_one_device_and_two_cpus(
+        tmp_path, gan_loss="hinge", gradient_penalty_weight=2.0, diff_augment="translation",
+        ema_decay=0.5)
+    averages = [name for name in two if name.startswith("ema_generator/")]
+    assert averages and all(name.rsplit("@", 1)[0] + "@0" in two for name in averages)
+    for name in (n for n in averages if n.endswith("@1")):
+        np.testing.assert_array_equal(two[name], two[name[:-2] + "@0"], err_msg=name)
+    # The average is not G (variables in the same order in both models).
+    generator = [two[n] for n in two if n.startswith("generator/") and n.endswith("@0")]
+    average = [two[n] for n in averages if n.endswith("@0")]
+    assert len(generator) == len(average)
+    assert any(not np.array_equal(a, g) for a, g in zip(average, generator))
     assert_same_training(single_copies(two), single_copies(one))
 
 

@@ -81,12 +81,17 @@ def test_a_run_records_and_announces_the_resolved_value(flags, expected, monkeyp
     assert capsys.readouterr().out.startswith(f"precision: {expected} (auto: the CPU has")
 
 
-def test_one_mixed_float16_step_has_finite_losses_and_gradients_for_every_model():
+@pytest.mark.parametrize("options", [
+    {},
+    # Hinge, MA-GP (a gradient inside the D step's tape), translation and the EMA generator.
+    {"gan_loss": "hinge", "gradient_penalty_weight": 2.0, "diff_augment": "translation",
+     "ema_decay": 0.999}])
+def test_one_mixed_float16_step_has_finite_losses_and_gradients_for_every_model(options):
     """Loss scaling happens inside the tape, so no trained variable gets a None gradient."""
     tiny = get_preset("tiny")
     config = dataclasses.replace(
         tiny, data=dataclasses.replace(tiny.data, synthetic_images_per_class=1),
-        train=dataclasses.replace(tiny.train, precision="mixed_float16"))
+        train=dataclasses.replace(tiny.train, precision="mixed_float16", **options))
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     batch = next(iter(make_train_dataset(load_dataset(config.data).train, config.data, encoder)))
     keras.mixed_precision.set_global_policy("mixed_float16")

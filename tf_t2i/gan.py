@@ -302,8 +302,10 @@ class TextToImageGAN(keras.Model):
             features = self.discriminator.features(images, training=True)
             logits = self.discriminator.score(features, embeddings, training=True)
             # Each logit depends on its own example only (up to BatchNorm's batch statistics),
-            # so the gradient of the sum holds every example's own gradient.
-            total = tf.reduce_sum(tf.cast(logits, tf.float32))
+            # so the gradient of the sum holds every example's own gradient. The sum is over
+            # the global batch, so that with synchronised BatchNorm the gradients are one
+            # device's.
+            total = replica_ops.sum_over_replicas(tf.reduce_sum(tf.cast(logits, tf.float32)))
         if not penalised:
             return features, logits, tf.constant(0.0)
         image_gradients, embedding_gradients = inner_tape.gradient(total, [images, embeddings])

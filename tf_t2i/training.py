@@ -184,11 +184,14 @@ def _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief) -> di
     record, note = continue_stages(record, gan_steps)
     if note:
         print(note)
-    # A constant rate is a variable the checkpoint restored: set it to the configured rate.
+    # A constant rate is a variable the checkpoint restored: set it to the configured rate
+    # (D's own rate when train.d_learning_rate sets one).
+    d_learning_rate = config.train.d_learning_rate or config.train.learning_rate
     for optimizer in (gan.encoder_optimizer, gan.d_optimizer, gan.g_optimizer,
                       gan.style_optimizer):
         if isinstance(optimizer.learning_rate, keras.Variable):
-            optimizer.learning_rate = config.train.learning_rate
+            optimizer.learning_rate = (d_learning_rate if optimizer is gan.d_optimizer
+                                       else config.train.learning_rate)
     if chief:
         history = read_history(run_dir)
         if changes:
