@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py --preset default
     python benchmarks/train_step.py --preset flowers64 --batch-size 64 --precision float32
+    python benchmarks/train_step.py --set train.hard_negative_weight=1   # any config option
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/train_step.py   # as on a CPU without AVX-512 (fp32)
 
 Times the production path: `StageLoop`'s compiled call (`steps_per_execution` steps of
@@ -33,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_t2i.config import PRECISIONS, PRESETS, get_preset  # noqa: E402
+from tf_t2i.config import PRECISIONS, PRESETS, apply_overrides, get_preset  # noqa: E402
 
 CEILING_KINDS = ("float32", "bfloat16")
 
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps-per-execution", type=int, default=5)
     parser.add_argument("--calls", type=int, default=4, help="timed compiled calls.")
     parser.add_argument("--skip-ceilings", action="store_true")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.FIELD=VALUE",
+                        help="override a config field, as train.py's --set (repeatable).")
     parser.add_argument("--ceiling", choices=CEILING_KINDS, help=argparse.SUPPRESS)
     return parser
 
@@ -111,6 +115,8 @@ def step_flops(gan, batch, config) -> float:
     steps = config.data.caption_length // 3 ** (len(encoder.conv_filters) - 1)
     inputs = encoder.conv_filters[-1]
     captions = config.data.batch_size * config.data.captions_per_image
+    if config.train.hard_negatives:
+        captions *= 2  # The encoder step also embeds each caption's hard negative.
     gru = 3 * captions * steps * 3 * 2 * (inputs + encoder.rnn_units) * encoder.rnn_units
     return float(counted + gru)
 
@@ -128,23 +134,26 @@ def run(args) -> dict:
     import keras
     import tensorflow as tf
 
+    from tf_t2i.data.attribute_words import attribute_words
     from tf_t2i.data.caption_encoder import CaptionEncoder
     from tf_t2i.data.load_dataset import load_dataset
     from tf_t2i.data.pipeline import make_train_dataset
     from tf_t2i.runs import build_gan, with_resolved_precision
     from tf_t2i.stage_loop import compile_steps
 
-    config = get_preset(args.preset)
+    config = apply_overrides(get_preset(args.preset), args.overrides)
     data = dataclasses.replace(config.data, format="synthetic", path=None,
                                batch_size=args.batch_size or config.data.batch_size)
     train = dataclasses.replace(config.train, precision=args.precision,
                                 jit_compile=args.jit_compile)
-    config = with_resolved_precision(dataclasses.replace(config, data=data, train=train))
+    config = with_resolved_precision(
+        dataclasses.replace(config, data=data, train=train).validate())
     keras.mixed_precision.set_global_policy(config.train.precision)
     load_before = os.getloadavg()
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     split = load_dataset(config.data).train
-    stream = make_train_dataset(split, config.data, encoder)
+    words = attribute_words(split, config.data) if config.train.hard_negatives else None
+    stream = make_train_dataset(split, config.data, encoder, attribute_words=words)
     batch = next(iter(stream))
     gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=100)
 
@@ -178,7 +187,8 @@ def run(args) -> dict:
     flops = step_flops(gan, batch, config)
     batch_size = config.data.batch_size
     result = {
-        "preset": args.preset, "batch_size": batch_size, "precision": config.train.precision,
+        "preset": args.preset, "overrides": args.overrides, "batch_size": batch_size,
+        "precision": config.train.precision,
         "precision_requested": args.precision, "jit_compile": config.train.jit_compile,
         "steps_per_execution": args.steps_per_execution,
         "s_per_step": round(s_per_step, 4), "images_per_s": round(batch_size / s_per_step, 2),
