@@ -115,6 +115,8 @@ def step_flops(gan, batch, config) -> float:
     steps = config.data.caption_length // 3 ** (len(encoder.conv_filters) - 1)
     inputs = encoder.conv_filters[-1]
     captions = config.data.batch_size * config.data.captions_per_image
+    if config.train.hard_negatives:
+        captions *= 2  # The encoder step also embeds each caption's hard negative.
     gru = 3 * captions * steps * 3 * 2 * (inputs + encoder.rnn_units) * encoder.rnn_units
     return float(counted + gru)
 
@@ -132,6 +134,7 @@ def run(args) -> dict:
     import keras
     import tensorflow as tf
 
+    from tf_t2i.data.attribute_words import attribute_words
     from tf_t2i.data.caption_encoder import CaptionEncoder
     from tf_t2i.data.load_dataset import load_dataset
     from tf_t2i.data.pipeline import make_train_dataset
@@ -143,12 +146,14 @@ def run(args) -> dict:
                                batch_size=args.batch_size or config.data.batch_size)
     train = dataclasses.replace(config.train, precision=args.precision,
                                 jit_compile=args.jit_compile)
-    config = with_resolved_precision(dataclasses.replace(config, data=data, train=train))
+    config = with_resolved_precision(
+        dataclasses.replace(config, data=data, train=train).validate())
     keras.mixed_precision.set_global_policy(config.train.precision)
     load_before = os.getloadavg()
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     split = load_dataset(config.data).train
-    stream = make_train_dataset(split, config.data, encoder)
+    words = attribute_words(split, config.data) if config.train.hard_negatives else None
+    stream = make_train_dataset(split, config.data, encoder, attribute_words=words)
     batch = next(iter(stream))
     gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=100)
 

@@ -57,12 +57,14 @@ def test_discovery_score_by_hand():
     assert scores["cup"] == pytest.approx(
         (1 / 3) * np.log((1 / 3) / 0.5) + (2 / 3) * np.log((2 / 3) / 0.5) - 1 / 6)
     assert "a" not in scores  # a function word
+    assert discover_attribute_words((("a class_0 cup",), ("class_1",)), np.array([0, 1]),
+                                    min_count=1)[0].word == "class_0"
     assert [w.word for w in discover_attribute_words(captions, np.array([0, 0, 1, 1]),
                                                      min_count=3)] == []
 
 
 def test_user_words_from_a_list_or_a_file(tmp_path):
-    assert read_attribute_words("red, Sky Blue,red") == ("red", "sky", "blue")
+    assert read_attribute_words("red, Sky Blue,red,class_01") == ("red", "sky", "blue", "class_01")
     path = tmp_path / "words.txt"
     path.write_text("crimson\n\nsky blue\n", encoding="utf-8")
     assert read_attribute_words(str(path)) == ("crimson", "sky", "blue")

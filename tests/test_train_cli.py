@@ -158,6 +158,19 @@ def test_dry_run_of_synthetic_data_matches_the_generator_and_applies_overrides(c
     assert_matches_synthetic(summary, index, caption_length=config["data"]["caption_length"])
 
 
+def test_dry_run_with_hard_negatives_shows_the_attribute_words(capsys, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("petals\n", encoding="utf-8")
+    code, out, err = run_train(capsys, "--preset", "tiny", "--dry-run", "--set",
+                               "train.hard_negative_weight=1", "--set",
+                               f"data.attribute_words={words}")
+    assert (code, err) == (0, "")
+    summary, sep, last = out.rstrip("\n").rpartition("\n")
+    assert parse_dry_run(summary + "\n")[0]["train"]["hard_negative_weight"] == 1.0
+    assert last.startswith("attribute words: ") and " discovered (score in nats): " in last
+    assert "red (" in last and last.endswith("; 1 given: petals")
+
+
 def assert_matches_synthetic(summary, index, caption_length):
     train, test = index.train, index.test
     assert {key: summary[key] for key in _COUNTS} == {
@@ -268,6 +281,12 @@ BAD_INPUT = [
     ("out-of-range --set value", lambda t: ["--set", "data.image_size=48"],
      ["data.image_size must be 32, 64 or 128"]),
     ("batch size too small", lambda t: ["--batch-size", 1], ["data.batch_size must be >= 2"]),
+    ("missing attribute words file", lambda t: [
+        "--set", "train.hard_negative_weight=1", "--set", f"data.attribute_words={t}/words.txt"],
+     ["data.attribute_words={t}/words.txt: no such file", "one word per line"]),
+    ("hard negative fraction above 1", lambda t: [
+        "--set", "train.hard_negative_wrong_fraction=1.5"],
+     ["train.hard_negative_wrong_fraction must be in [0, 1]"]),
     ("--resume without config.json", lambda t: _run_folder(t),
      ["{t} has no config.json", "pass a run folder written by train.py"]),
     ("--resume with a corrupt config.json", lambda t: _run_folder(t, "{not json"),

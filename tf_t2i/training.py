@@ -14,7 +14,7 @@ import numpy as np
 from tf_t2i import distribution
 from tf_t2i.checkpoints import UNREADABLE_CHECKPOINT, RunCheckpoints, first_line
 from tf_t2i.config import Config
-from tf_t2i.data.attribute_words import attribute_words
+from tf_t2i.data.attribute_words import attribute_words, read_attribute_words
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import DatasetIndex
 from tf_t2i.data.load_dataset import load_dataset
@@ -92,6 +92,8 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
     distribution.check_batch_size(strategy, config.data.batch_size, pairs=(
         config.train.interp_weight > 0 or config.train.mode_seeking_weight > 0))
     config = absolute_data_path(with_resolved_precision(config, announce=True))
+    if config.train.hard_negatives:
+        read_attribute_words(config.data.attribute_words)  # A missing file: before any write.
     checkpoints = RunCheckpoints(run_dir)
     changes = {}
     if resume:

@@ -14,6 +14,7 @@ import sys
 from tf_t2i.cli.errors import run_cli
 from tf_t2i.config import (DATA_FORMATS, PRESETS, STRATEGIES, Config, apply_overrides,
                            get_preset)
+from tf_t2i.data.attribute_words import attribute_words, read_attribute_words
 from tf_t2i.data.dataset_summary import DatasetSummary
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.errors import UserInputError
@@ -110,10 +111,15 @@ def _main(argv: list[str] | None) -> int:
 
     if args.dry_run:
         # Scanned first: bad data is then the only output, not an error after the config.
-        summary = DatasetSummary.of(load_dataset(config.data), config.data)
+        dataset = load_dataset(config.data)
+        summary = DatasetSummary.of(dataset, config.data)
+        if config.train.hard_negatives:
+            read_attribute_words(config.data.attribute_words)
         print("configuration:")
         print(config.to_json())
         print(summary.format())
+        if config.train.hard_negatives:
+            attribute_words(dataset.train, config.data, announce=True)
         return 0
 
     if config.train.strategy == "multiworker" and not (args.out or args.resume):

@@ -68,8 +68,13 @@ def token_spans(caption: str) -> list[tuple[int, int]]:
 
 
 def is_word(token: str) -> bool:
-    """Alphanumeric tokens that are not function words: the candidates for attributes."""
-    return token.isalnum() and token not in FUNCTION_WORDS
+    """Word tokens (not punctuation) that are not function words: the candidates."""
+    return _has_letter_or_digit(token) and token not in FUNCTION_WORDS
+
+
+def _has_letter_or_digit(token: str) -> bool:
+    """Word tokens ("red", "5", "class_01"), not punctuation ones (",", "-", "!)")."""
+    return any(char.isalnum() for char in token)
 
 
 def discover_attribute_words(captions, labels, min_count: int = 10,
@@ -127,7 +132,7 @@ def read_attribute_words(spec: str) -> tuple[str, ...]:
                              "words or a text file with one word per line.")
     else:
         entries = spec.split(",")
-    words = [token for entry in entries for token in tokenize(entry) if token.isalnum()]
+    words = [token for entry in entries for token in tokenize(entry) if _has_letter_or_digit(token)]
     return tuple(dict.fromkeys(words))
 
 
@@ -150,7 +155,8 @@ def attribute_words(split: Split, config: DataConfig, announce: bool = False,
     if announce:
         best = ", ".join(f"{w.word} ({w.score:.2f})" for w in discovered[:shown])
         more = f" and {len(discovered) - shown} more" if len(discovered) > shown else ""
-        print(f"attribute words: {len(discovered)} discovered (score in nats): {best}{more}"
+        print(f"attribute words: {len(discovered)} discovered"
+              + (f" (score in nats): {best}{more}" if discovered else "")
               + (f"; {len(user)} given: {', '.join(user)}" if user else ""))
         if not words:
             print("attribute words: none, so no caption has a hard negative; lower "
