@@ -304,8 +304,10 @@ class TextToImageGAN(keras.Model):
             # Each logit depends on its own example only (up to BatchNorm's batch statistics),
             # so the gradient of the sum holds every example's own gradient. The sum is over
             # the global batch, so that with synchronised BatchNorm the gradients are one
-            # device's.
-            total = replica_ops.sum_over_replicas(tf.reduce_sum(tf.cast(logits, tf.float32)))
+            # device's; every replica differentiates it and the all-reduce's gradient sums
+            # their upstream gradients, hence the division by the replica count.
+            total = replica_ops.sum_over_replicas(
+                tf.reduce_sum(tf.cast(logits, tf.float32))) / replica_ops.replica_count()
         if not penalised:
             return features, logits, tf.constant(0.0)
         image_gradients, embedding_gradients = inner_tape.gradient(total, [images, embeddings])
