@@ -265,6 +265,7 @@ def test_builders_pass_the_options_on():
             discriminator.batch_norm) == ("projection", True, False)
 
 
+@pytest.mark.slow  # ~20-35 s; tests/test_gan.py trains a step with every option on in the default suite
 def test_a_train_step_with_every_option_on_is_finite_and_moves_g_and_d():
     tiny = apply_overrides(get_preset("tiny"), [*ALL_ON, "data.synthetic_images_per_class=1"])
     encoder = CaptionEncoder(tiny.data.alphabet, tiny.data.caption_length)

@@ -141,7 +141,7 @@ def test_examples_without_a_negative_keep_their_wrong_text(encoder, batch, monke
     monkeypatch.setattr(gan, "_discriminator_step",
                         lambda images, embeddings, wrong: seen.update(
                             right=embeddings.numpy(), wrong=wrong.numpy()))
-    monkeypatch.setattr(gan, "_generator_step", lambda embeddings: None)
+    monkeypatch.setattr(gan, "_generator_step", lambda embeddings, images=None: None)
     gan.train_step(no_negatives)
     np.testing.assert_array_equal(seen["wrong"], seen["right"][batch["wrong_indices"].numpy()])
     assert float(gan.trackers["hard_negative_loss"].result()) == 0.0

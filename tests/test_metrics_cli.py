@@ -137,7 +137,7 @@ def test_training_writes_metrics_the_best_checkpoint_and_curves(reed, work):
     _, run, err = reed
     # The notes of metrics without their needs, then (train.diversity_warning=1: a generated
     # set is never as varied as real images) one collapse warning, in the GAN stage only.
-    assert len(notes(err)) == 7
+    assert len(notes(err)) == 8
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and warnings[0].startswith("warning: GAN step 2: images of one "
                                                          "caption differ by ")
