@@ -397,6 +397,7 @@ def test_unsafe_resume_is_one_line_and_writes_nothing(finished_run, capsys, flag
     assert folder_bytes(finished_run) == before  # config.json byte for byte, no lock file.
 
 
+@pytest.mark.slow  # a train.py subprocess; the in-process refusal tests cover the same check
 def test_resume_with_another_image_size_in_a_subprocess(finished_run):
     """The bar as a user meets it: train.py --resume RUN --image-size 64 on a 32-px run."""
     config_bytes = open(os.path.join(finished_run, "config.json"), "rb").read()
