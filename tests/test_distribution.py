@@ -91,7 +91,7 @@ def train_in_process(strategy_name, out_path, work_dir):
     stream = distribution.distribute(
         strategy, lambda: make_train_dataset(dataset.train, config.data, encoder),
         config.data.batch_size)
-    loop = StageLoop(config, work_dir, gan, None, None, strategy)
+    loop = StageLoop(config, work_dir, gan, None, None, strategy=strategy)
     logged = {}
     log = loop._log
     loop._log = lambda *args: logged.update(log(*args)) or logged
