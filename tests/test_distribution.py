@@ -225,11 +225,12 @@ def test_two_workers_train_like_one_device_and_the_chiefs_checkpoint_resumes(tmp
     for name, value in chief.items():
         np.testing.assert_array_equal(other[name], value, err_msg=name)
 
-    # Only the chief wrote the run folder: one config, its checkpoints, samples and export.
+    # Only the chief wrote the run folder: one config, its checkpoints, samples, curves and
+    # export.
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         assert json.load(f)["train"]["strategy"] == "multiworker"
-    assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.json", "export", "logs",
-                                           "samples"]
+    assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.json", "curves.png", "export",
+                                           "logs", "samples"]
     assert sorted(os.listdir(os.path.join(run_dir, "samples"))) == [
         "step-00000002.png", "step-00000003.png"]
     assert "exported the SavedModel" in outputs[0]
