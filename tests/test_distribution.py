@@ -252,11 +252,12 @@ def test_two_workers_train_like_one_device_and_the_chiefs_checkpoint_resumes(tmp
     for name, value in chief.items():
         np.testing.assert_array_equal(other[name], value, err_msg=name)
 
-    # Only the chief wrote the run folder: one config, its checkpoints, samples and export.
+    # Only the chief wrote the run folder: one config, its checkpoints, samples, curves and
+    # export.
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         assert json.load(f)["train"]["strategy"] == "multiworker"
-    assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.json", "export", "logs",
-                                           "samples"]
+    assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.json", "curves.png", "export",
+                                           "logs", "samples"]
     assert sorted(os.listdir(os.path.join(run_dir, "samples"))) == [
         "step-00000002.png", "step-00000003.png"]
     assert "exported the SavedModel" in outputs[0]
@@ -374,6 +375,77 @@ def test_replicas_split_the_global_batch_and_compute_one_devices_terms(tmp_path)
             total = arrays[f"gradient/{call}/0"] + arrays[f"gradient/{call}/1"]
             np.testing.assert_allclose(total, tape.gradient(loss, weights).numpy(), rtol=1e-6)
     np.testing.assert_array_equal(arrays["noise_state"], single.state.numpy())
+
+
+def synchronized_norm_pieces(out_path):
+    """Under MirroredStrategy on two logical CPUs, normalises 4 rows per replica with
+    `SynchronizedBatchNormalization` and records each replica's output and input gradient."""
+    use_logical_cpus(2)
+    import tensorflow as tf
+
+    from tf_t2i import distribution, replica_ops
+
+    strategy = distribution.make_strategy("mirrored")
+    stream = iter(distribution.distribute(
+        strategy, lambda: tf.data.Dataset.from_tensors({"x": norm_inputs()}), batch_size=8))
+    with strategy.scope():
+        layer = synchronized_norm_layer()
+        layer.build((None, 2))
+
+    def step(batch):
+        with tf.GradientTape() as tape:
+            tape.watch(batch["x"])
+            out = layer(batch["x"], training=True)
+            # The sum over this replica's rows: its share of the global loss, a sum over rows.
+            weights = replica_ops.local_rows(tf.constant(norm_loss_weights()), 4)
+            share = tf.reduce_sum(out * weights)
+        return out, tape.gradient(share, batch["x"])
+
+    out, gradient = strategy.run(tf.function(step), args=(next(stream),))
+    np.savez(out_path, out=np.concatenate(
+        [v.numpy() for v in strategy.experimental_local_results(out)]), gradient=np.concatenate(
+        [v.numpy() for v in strategy.experimental_local_results(gradient)]))
+
+
+def norm_inputs():
+    """[8, 2] float32: a mean of 10, a spread of 0.03."""
+    column = 10.0 + 0.013 * np.arange(8)
+    return np.stack([column, -column[::-1]], axis=1).astype(np.float32)
+
+
+def norm_loss_weights():
+    return np.linspace(-1.0, 2.0, 16, dtype=np.float32).reshape(8, 2)
+
+
+def synchronized_norm_layer():
+    from tf_t2i.models.synchronized_batch_norm import SynchronizedBatchNormalization
+    return SynchronizedBatchNormalization(epsilon=1e-5, gamma_initializer="ones")
+
+
+def test_synchronized_batch_norm_on_two_replicas_is_one_devices_normalisation(tmp_path):
+    """Mean 10, spread 0.03: sum(x^2) / n - mean^2 in float32 (Keras' synchronized
+    BatchNorm) is 0.25% off the variance, two passes are not. Both replicas' rows, and the gradients the
+    replicas' shares give, equal the hand-computed global normalisation and one device's."""
+    run_python("import sys, tests.test_distribution as t\n"
+               "t.synchronized_norm_pieces(sys.argv[1])\n", str(tmp_path / "norm.npz"))
+    got = load_arrays(tmp_path / "norm.npz")
+    import tensorflow as tf
+
+    x = norm_inputs()
+    exact = x.astype(np.float64)
+    centred = exact - exact.mean(axis=0)
+    expected = centred / np.sqrt((centred ** 2).mean(axis=0) + 1e-5)
+    np.testing.assert_allclose(got["out"], expected, rtol=0, atol=1e-4)
+    layer, inputs = synchronized_norm_layer(), tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        out = layer(inputs, training=True)
+        loss = tf.reduce_sum(out * norm_loss_weights())
+    np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-4)
+    # Keras applies x * inv + (beta - mean * inv): the gradient of inv sums dy * x and
+    # mean * dy, terms ~30 whose difference is ~0.05, so it carries float32 round-off of ~1e-3.
+    np.testing.assert_allclose(got["gradient"], tape.gradient(loss, inputs).numpy(),
+                               rtol=0, atol=5e-3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Reference: Reed et al. 2016, section 4.1 (DCGAN-style networks; weights N(0, 0.0
 """
 import keras
 
+from tf_t2i.models.synchronized_batch_norm import SynchronizedBatchNormalization
+
 # Torch's BatchNorm defaults (momentum 0.1 = Keras 0.9, eps 1e-5), which Reed's code trained with.
 _BN_MOMENTUM = 0.9
 _BN_EPSILON = 1e-5
@@ -18,9 +20,14 @@ def weight_init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def batch_norm(**kwargs):
-    """BatchNormalization with gamma ~ N(1, 0.02) and Torch's momentum and epsilon."""
-    return keras.layers.BatchNormalization(
+def batch_norm(synchronized=False, **kwargs):
+    """BatchNormalization with gamma ~ N(1, 0.02) and Torch's momentum and epsilon.
+
+    synchronized: normalise with the global batch's statistics under a tf.distribute strategy
+        (`SynchronizedBatchNormalization`, two-pass moments).
+    """
+    layer = SynchronizedBatchNormalization if synchronized else keras.layers.BatchNormalization
+    return layer(
         momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02), **kwargs)
 
