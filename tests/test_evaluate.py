@@ -260,8 +260,8 @@ def test_export_subcommand_writes_a_loadable_export(export_dir, run_dir, work, t
             ([run_dir, "--out", str(tmp_path), "--overwrite"],
              f"--out {tmp_path} is not an export"),
             ([export_dir, "--out", str(work / "x")], f"--model {export_dir} is already an export"),
-            ([run_dir, "--out", run_dir, "--overwrite"], f"is or contains the run folder"),
-            ([run_dir, "--out", str(work), "--overwrite"], f"is or contains the run folder")]:
+            ([run_dir, "--out", run_dir, "--overwrite"], "is or contains the run folder"),
+            ([run_dir, "--out", str(work), "--overwrite"], "is or contains the run folder")]:
         code, out, err = evaluate("export", "--model", *argv)
         assert (code, len(err.splitlines())) == (2, 1), err
         assert err.startswith("error: ") and fragment in err, err
