@@ -14,22 +14,16 @@ import pytest
 
 from tf_t2i.checkpoints import RunCheckpoints
 from tf_t2i.config import Config, get_preset
-from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.errors import TrainingInterrupted
 from tf_t2i.stage_loop import StageLoop
 from tf_t2i import training
 from tf_t2i.training import run_training
-from tests.test_gan import CONFIG, changed, make_gan, snapshot
+from tests.test_gan import CONFIG, changed, encoder, make_gan, snapshot  # noqa: F401 (fixture)
 
 ENCODERS = ("text_encoder", "image_encoder")
 OTHERS = ("generator", "discriminator", "style_encoder")
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    return CaptionEncoder(CONFIG.data.alphabet, CONFIG.data.caption_length)
 
 
 @pytest.fixture(scope="module")
