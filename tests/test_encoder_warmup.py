@@ -11,7 +11,9 @@ import os
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from tf_t2i import losses
 from tf_t2i.checkpoints import RunCheckpoints
 from tf_t2i.config import Config, get_preset
 from tf_t2i.data.load_dataset import load_dataset
@@ -126,3 +128,21 @@ def test_a_run_interrupted_in_the_warmup_resumes_it_then_trains_the_gan(tmp_path
     before, after = (_h5_group(warmed_path, "generator"),
                      _h5_group(latest["weights"], "generator"))
     assert any(not np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("same_class_negatives", [False, True])
+def test_same_class_negatives_decide_whether_the_matching_loss_sees_labels(
+        encoder, hard_batch, monkeypatch, same_class_negatives):
+    """Class-level (Reed): same-class pairs are no negatives; instance-level: every other
+    example is one. The step's loss is `losses.matching_loss` with or without the labels."""
+    gan = make_gan(encoder, same_class_negatives=same_class_negatives)
+    text = gan.embed_captions(hard_batch["captions"], training=True)
+    image = gan.image_encoder(hard_batch["images"], training=True)
+    # Pairs of examples labelled as one class, so that the two losses differ.
+    labels = tf.range(len(hard_batch["labels"])) // 2
+    expected = losses.matching_loss(text, image, None if same_class_negatives else labels)
+    assert float(expected) != pytest.approx(float(losses.matching_loss(
+        text, image, labels if same_class_negatives else None)))
+    gan._encoder_step(hard_batch["images"], hard_batch["captions"], labels)
+    assert float(gan.trackers["matching_loss"].result()) == pytest.approx(float(expected),
+                                                                          rel=1e-5)

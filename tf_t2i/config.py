@@ -140,6 +140,10 @@ class TrainConfig:
         mode_seeking_weight: weight of a mode-seeking term in G's loss (Mao et al. 2019; not
             in Reed's design; 0 = off): pushes G to use z, which style transfer needs.
         matching_margin: margin of the text/image hinge matching loss.
+        same_class_negatives: other images of the same class are negatives of the matching loss
+            too (instance-level), so the embedding also tells apart what the class leaves free,
+            such as a background the caption names; False (Reed's class-level structure) leaves
+            them out.
         gan_loss: "bce" (Reed's GAN-CLS cross-entropy) or "hinge" (DF-GAN, Tao et al. 2022).
         gradient_penalty_weight: weight of the matching-aware gradient penalty (MA-GP, DF-GAN:
             2) on D's gradient w.r.t. real images and their matching text; 0 = off.
@@ -206,6 +210,7 @@ class TrainConfig:
     interp_type: str = "interpolate"
     mode_seeking_weight: float = 0.0
     matching_margin: float = 0.2
+    same_class_negatives: bool = False
     gan_loss: str = "bce"
     gradient_penalty_weight: float = 0.0
     gradient_penalty_power: float = 6.0
@@ -358,13 +363,16 @@ def _tiny() -> Config:
 
 
 def _default() -> Config:
-    """The CPU-sized default: `python train.py` on 2 cores in 14-21 minutes where the CPU has
-    native bfloat16, about 33 minutes where it has not (docs/BENCHMARKS.md).
+    """The CPU-sized default: `python train.py` on 2 cores (docs/BENCHMARKS.md has the times).
 
-    `train.precision=auto` picks bfloat16 compute on CPUs with AMX/AVX-512 bf16 (1.16x float32
-    on this preset on a Sapphire Rapids VM) and float32 on the others. The mode-seeking term (not in Reed's design) keeps
-    G from drawing one image per caption whatever z is; without it the style encoder has
-    nothing to recover (its loss stayed at z_dim in a default run).
+    Reed's GAN-INT-CLS with what measured best in the same budget (docs/BENCHMARKS.md, the
+    ablation table): the encoders first learn the joint embedding alone for 500 steps, with hard
+    negative captions, and stay fixed in the GAN stage (Reed pretrains phi too); G is conditioned
+    by affine modulation of its BatchNorms, D by a projection term; half of D's wrong texts are
+    the image's own caption with its attribute words swapped. The mode-seeking term keeps G from
+    drawing one image per caption whatever z is; without it the style encoder has nothing to
+    recover. `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16
+    (AMX / AVX-512 bf16) and float32 elsewhere.
     """
     return Config(
         name="default",
@@ -372,10 +380,14 @@ def _default() -> Config:
                         synthetic_images_per_class=40),
         model=ModelConfig(z_dim=64, embedding_dim=128, text_projection_dim=64, ngf=48, ndf=32,
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
-                          image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128)),
-        train=TrainConfig(steps=2000, style_steps=300, sample_every=250, checkpoint_every=250,
-                          lr_decay_every_epochs=0, mode_seeking_weight=1.0, eval_every=500,
-                          best_metric="attribute_accuracy"),
+                          image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128),
+                          generator_conditioning="affine",
+                          discriminator_conditioning="projection"),
+        train=TrainConfig(steps=800, style_steps=300, sample_every=200, checkpoint_every=200,
+                          lr_decay_every_epochs=0, mode_seeking_weight=1.0, eval_every=400,
+                          best_metric="attribute_accuracy", encoder_warmup_steps=500,
+                          encoder_learning_rate=1e-3, freeze_encoders=True,
+                          hard_negative_weight=1.0, hard_negative_wrong_fraction=0.5),
     )
 
 

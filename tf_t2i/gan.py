@@ -59,6 +59,8 @@ class TextToImageGAN(keras.Model):
             Reed's design): G is penalised when two noise vectors give the same image for the
             same text. 0 turns it off.
         matching_margin: margin of the matching hinge loss.
+        same_class_negatives: other examples of the same class are negatives of the matching
+            loss too (instance-level); False leaves them out (class-level, Reed's structure).
         hard_negative_weight: weight of the hard negative term in the encoders' loss
             (`losses.hard_negative_loss`; not in Reed's design); 0 turns it off.
         hard_negative_wrong_fraction: fraction of D's wrong texts that are the image's own
@@ -91,7 +93,8 @@ class TextToImageGAN(keras.Model):
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
                  cls_weight=0.5,
                  interp_weight=1.0, interp_beta=0.5, interp_type="interpolate",
-                 mode_seeking_weight=0.0, matching_margin=0.2, hard_negative_weight=0.0,
+                 mode_seeking_weight=0.0, matching_margin=0.2, same_class_negatives=False,
+                 hard_negative_weight=0.0,
                  hard_negative_wrong_fraction=0.0, seed=0, gan_loss="bce",
                  gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
                  ema_generator=None, ema_decay=0.0, latent_regression_weight=0.0,
@@ -109,6 +112,7 @@ class TextToImageGAN(keras.Model):
         self.interp_type = interp_type
         self.mode_seeking_weight = mode_seeking_weight
         self.matching_margin = matching_margin
+        self.same_class_negatives = same_class_negatives
         self.hard_negative_weight = hard_negative_weight
         self.hard_negative_wrong_fraction = hard_negative_wrong_fraction
         self.latent_regression_weight = latent_regression_weight
@@ -262,7 +266,9 @@ class TextToImageGAN(keras.Model):
             image_embeddings = self.image_encoder(images, training=True)
             loss = losses.matching_loss(replica_ops.gather(text_embeddings),
                                         replica_ops.gather(image_embeddings),
-                                        replica_ops.gather(labels), margin=self.matching_margin)
+                                        None if self.same_class_negatives
+                                        else replica_ops.gather(labels),
+                                        margin=self.matching_margin)
             total_loss = loss
             if hard_negative_captions is not None:
                 negative_embeddings = self.embed_captions(hard_negative_captions, training=True)
@@ -510,6 +516,7 @@ class TextToImageGAN(keras.Model):
             cls_weight=self.cls_weight, interp_weight=self.interp_weight,
             interp_beta=self.interp_beta, interp_type=self.interp_type,
             mode_seeking_weight=self.mode_seeking_weight, matching_margin=self.matching_margin,
+            same_class_negatives=self.same_class_negatives,
             hard_negative_weight=self.hard_negative_weight,
             hard_negative_wrong_fraction=self.hard_negative_wrong_fraction, seed=self.seed,
             gan_loss=self.gan_loss, gradient_penalty_weight=self.gradient_penalty_weight,

@@ -47,6 +47,7 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
         mode_seeking_weight=train_cfg.mode_seeking_weight,
         matching_margin=train_cfg.matching_margin,
+        same_class_negatives=train_cfg.same_class_negatives,
         hard_negative_weight=train_cfg.hard_negative_weight,
         hard_negative_wrong_fraction=train_cfg.hard_negative_wrong_fraction, seed=data_cfg.seed,
         gan_loss=train_cfg.gan_loss, gradient_penalty_weight=train_cfg.gradient_penalty_weight,
