@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -415,16 +416,58 @@ def test_train_py_tiny_end_to_end(cli_tiny_run):
     assert glob.glob(str(run_dir / "logs" / "events.out.tfevents.*"))
 
 
-def test_ctrl_c_saves_a_checkpoint_of_the_step_reached(tmp_path):
+# Samples only at the end: the first checkpoints come before any sample grid.
+CTRL_C_RUN = ["--preset", "tiny", "--steps", "400", "--set", "train.checkpoint_every=3",
+              "--set", "train.sample_every=1000"]
+
+
+def test_ctrl_c_saves_a_checkpoint_of_the_step_reached(tmp_path, capsys):
+    """A real SIGINT while train.py trains: its main runs in this process (the slow test below
+    starts the script) and another thread sends the signal once a checkpoint exists. Python's
+    handler raises KeyboardInterrupt in the main thread when the compiled call running there
+    returns, as in a terminal."""
     run_dir = str(tmp_path / "run")
-    # Samples only at the end: the first checkpoints come before any sample grid.
-    with started(["--preset", "tiny", "--steps", "400", "--out", run_dir,
-                  "--set", "train.checkpoint_every=3", "--set", "train.sample_every=1000"],
-                 tmp_path) as process:
+    first, done = {}, threading.Event()
+
+    def interrupt_after_a_checkpoint():
+        pointer = os.path.join(run_dir, "checkpoints", "latest.json")
+        deadline = time.monotonic() + 240
+        while not done.is_set() and time.monotonic() < deadline:
+            if os.path.isfile(pointer):
+                with open(pointer, encoding="utf-8") as f:
+                    first.update(json.load(f))
+                if first["step"] >= 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+            time.sleep(0.05)
+
+    # A shell's background job (CI, `pytest &`) starts with SIGINT ignored: handle it as a
+    # terminal's foreground process does.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sender = threading.Thread(target=interrupt_after_a_checkpoint)
+    sender.start()
+    try:
+        returncode = run_cli(train_main, CTRL_C_RUN + ["--out", run_dir])
+    finally:
+        done.set()
+        sender.join()
+        signal.signal(signal.SIGINT, handler)
+    assert_interrupted_at_a_saved_step(returncode, capsys.readouterr().err, run_dir, first)
+
+
+@pytest.mark.slow  # a train.py start; the test above sends the same signal in this process
+def test_ctrl_c_to_the_train_py_script_saves_a_checkpoint_of_the_step_reached(tmp_path):
+    run_dir = str(tmp_path / "run")
+    with started(CTRL_C_RUN + ["--out", run_dir], tmp_path) as process:
         first = wait_for_checkpoint(process, run_dir, min_step=3)
         process.send_signal(signal.SIGINT)
         returncode = process.wait(timeout=120)
-    stderr = process.logs[1].read_text()
+    assert_interrupted_at_a_saved_step(returncode, process.logs[1].read_text(), run_dir, first)
+
+
+def assert_interrupted_at_a_saved_step(returncode, stderr, run_dir, first):
+    """train.py exited with 130 and one line naming the step reached, whose checkpoint (at or
+    after `first`, the checkpoint record seen before the signal) holds that step's weights."""
     assert returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
     match = re.search(r"interrupted at gan step (\d+); checkpoint saved\. Continue with: "
