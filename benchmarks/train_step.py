@@ -14,7 +14,8 @@ after warm-up calls. Besides the step it measures, in the same run:
   * fp32 and bf16 matmul (1024^3) and 3x3 conv (64x16x16x192 -> 192) ceilings, each in a
     subprocess (a bf16 kernel oneDNN cannot build aborts the process), so achieved GFLOP/s is a
     ratio to what this machine does right now;
-  * a per-phase split (encoder step, D step, G step, each compiled alone);
+  * a per-phase split (encoder step, D step, G step, each compiled alone); the encoder step is
+    also what one step of the encoder warm-up stage costs (`train.encoder_warmup_steps`);
   * the input pipeline alone, in images/s, against the step's;
   * the load average before and after, the CPU model and its AVX-512/AMX flags, peak RSS.
 The last line is one JSON object with every figure.
@@ -117,7 +118,10 @@ def step_flops(gan, batch, config) -> float:
     captions = config.data.batch_size * config.data.captions_per_image
     if config.train.hard_negatives:
         captions *= 2  # The encoder step also embeds each caption's hard negative.
-    gru = 3 * captions * steps * 3 * 2 * (inputs + encoder.rnn_units) * encoder.rnn_units
+    # Forward and backward (x3) when the GAN step trains the encoders, the forward pass alone
+    # when they are frozen after a warm-up.
+    passes = 3 if gan.train_encoders else 1
+    gru = passes * captions * steps * 3 * 2 * (inputs + encoder.rnn_units) * encoder.rnn_units
     return float(counted + gru)
 
 

@@ -48,16 +48,16 @@ class RunCheckpoints:
     def save(self, model, record: dict) -> str:
         """Saves `model.save_weights` and `record`; returns the weights path.
 
-        `record` holds int "step" and optionally "style_step" and "earlier_style_steps" (style
-        steps of passes before the current one); their sum numbers the file, so names grow in
-        training order across stages.
+        `record` holds int "step" and optionally "encoder_step", "style_step" and
+        "earlier_style_steps" (style steps of passes before the current one); their sum numbers
+        the file, so names grow in training order across stages.
 
         Raises:
             CheckpointWriteError: the disk refused the write; the previous checkpoint is intact.
         """
         os.makedirs(self.directory, exist_ok=True)
-        number = record["step"] + record.get("style_step", 0) + record.get(
-            "earlier_style_steps", 0)
+        number = sum(record.get(counter, 0) for counter in (
+            "encoder_step", "step", "style_step", "earlier_style_steps"))
         name = f"ckpt-{number:08d}.weights.h5"
         weights = os.path.join(self.directory, name)
         # A new name per attempt: a save cut short by Ctrl-C leaves its HDF5 file open in this

@@ -162,6 +162,12 @@ class TrainConfig:
             style; not in Reed's design; 0 = off).
         style_prior_weight: weight of a moment-matching term keeping S(x) of real images
             distributed like N(0, I), G's noise (needs reconstruction_weight > 0; 0 = off).
+        encoder_warmup_steps: steps of an encoder warm-up stage before the GAN stage: the text
+            and image encoders alone learn the matching loss (and the hard negative term), as
+            Reed et al. pretrain phi before the GAN; 0 skips it (joint training only).
+        encoder_learning_rate: the encoders' Adam learning rate; 0 = `learning_rate`.
+        freeze_encoders: the encoders stop training when the GAN stage starts (Reed: phi is
+            pretrained and fixed), which also saves their backward pass; needs a warm-up.
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
         precision: Keras dtype policy: "auto" (resolved once at start-up: mixed_bfloat16 where
             the CPU or GPU has native bfloat16, else float32; see `tf_t2i.precision`), "float32",
@@ -212,6 +218,9 @@ class TrainConfig:
     latent_regression_weight: float = 0.0
     reconstruction_weight: float = 0.0
     style_prior_weight: float = 0.0
+    encoder_warmup_steps: int = 0
+    encoder_learning_rate: float = 0.0
+    freeze_encoders: bool = False
     style_steps: int = 0
     precision: str = "auto"
     jit_compile: bool = False
@@ -298,7 +307,13 @@ class Config:
             (self.train.d_learning_rate >= 0.0,
              "train.d_learning_rate must be >= 0 (0 = train.learning_rate)"),
             (self.train.steps > 0 or self.train.epochs > 0, "set train.steps or train.epochs > 0"),
-            *_at_least(self.train, 0, "steps", "epochs", "style_steps", "lr_decay_every_epochs"),
+            *_at_least(self.train, 0, "steps", "epochs", "style_steps", "lr_decay_every_epochs",
+                       "encoder_warmup_steps"),
+            (self.train.encoder_learning_rate >= 0.0,
+             "train.encoder_learning_rate must be >= 0 (0 = train.learning_rate)"),
+            (not self.train.freeze_encoders or self.train.encoder_warmup_steps > 0,
+             "train.freeze_encoders needs train.encoder_warmup_steps > 0 (encoders frozen "
+             "untrained would give G no text to follow)"),
             # Cadences; eval_every 0 means no metrics during training.
             *_at_least(self.train, 1, *(f.name for f in dataclasses.fields(self.train)
                                         if f.name.endswith("_every") and f.name != "eval_every")),

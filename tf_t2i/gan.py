@@ -13,6 +13,7 @@ METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seekin
                 "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss",
                 "latent_regression_loss", "reconstruction_loss", "style_prior_loss")
 STYLE_METRIC_NAMES = ("style_loss",)
+ENCODER_METRIC_NAMES = ("matching_loss", "hard_negative_loss")
 
 
 @keras.saving.register_keras_serializable(package="tf_t2i")
@@ -27,6 +28,10 @@ class TextToImageGAN(keras.Model):
     G and D see the text embeddings as constants: only the matching loss trains the encoders.
     BatchNorm running statistics are updated by any training-mode forward pass of their model
     (G's by the D step's fakes too); they are statistics, not trained weights.
+
+    `encoder_step` (the optional encoder warm-up stage, before the GAN stage) runs phase 1 alone,
+    as Reed et al. pretrain phi before the GAN (section 5). With `train_encoders` False the GAN
+    stage then uses the warmed-up encoders as they are (Reed's fixed phi): phase 1 only embeds.
 
     `style_step` (the style stage, after the GAN stage) trains the style encoder S alone, with G
     and the text encoder frozen, to recover z from G(z, phi(t)) (section 4.4). With a latent
@@ -78,6 +83,9 @@ class TextToImageGAN(keras.Model):
             average of G's weights (and a copy of G's BatchNorm statistics), updated after each
             G step; it draws every sample, evaluation and export. None turns the average off.
         ema_decay: the average's decay (typical 0.999).
+        train_encoders: whether the GAN stage keeps training the encoders with the matching
+            loss (True) or only embeds the captions with them (False: Reed's pretrained, fixed
+            phi; `encoder_step` trains them beforehand).
     """
 
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
@@ -87,7 +95,8 @@ class TextToImageGAN(keras.Model):
                  hard_negative_wrong_fraction=0.0, seed=0, gan_loss="bce",
                  gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
                  ema_generator=None, ema_decay=0.0, latent_regression_weight=0.0,
-                 reconstruction_weight=0.0, style_prior_weight=0.0, **kwargs):
+                 reconstruction_weight=0.0, style_prior_weight=0.0, train_encoders=True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -105,6 +114,7 @@ class TextToImageGAN(keras.Model):
         self.latent_regression_weight = latent_regression_weight
         self.reconstruction_weight = reconstruction_weight
         self.style_prior_weight = style_prior_weight
+        self.train_encoders = train_encoders
         self.seed = seed
         self.gan_loss = gan_loss
         self._d_loss, self._g_loss, self._interp_loss = losses.GAN_LOSSES[gan_loss]
@@ -121,6 +131,8 @@ class TextToImageGAN(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.style_trackers = {name: keras.metrics.Mean(name=name) for name in STYLE_METRIC_NAMES}
+        self.encoder_trackers = {name: keras.metrics.Mean(name=f"encoder_{name}")
+                                 for name in ENCODER_METRIC_NAMES}
 
     def compile(self, encoder_optimizer, d_optimizer, g_optimizer, style_optimizer, **kwargs):
         # optimizer=None: a plain compile() would create an unused default optimizer.
@@ -139,7 +151,8 @@ class TextToImageGAN(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.trackers.values()) + list(self.style_trackers.values())
+        return (list(self.encoder_trackers.values()) + list(self.trackers.values())
+                + list(self.style_trackers.values()))
 
     @property
     def sampling_generator(self):
@@ -196,8 +209,11 @@ class TextToImageGAN(keras.Model):
         negatives = (data["hard_negative_captions"]
                      if self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
                      else None)
-        embeddings, negative_embeddings = self._encoder_step(data["images"], data["captions"],
-                                                             data["labels"], negatives)
+        if self.train_encoders:
+            embeddings, negative_embeddings = self._encoder_step(
+                data["images"], data["captions"], data["labels"], negatives)
+        else:
+            embeddings, negative_embeddings = self._fixed_embeddings(data["captions"], negatives)
         wrong_embeddings = tf.gather(replica_ops.gather(embeddings), data["wrong_indices"])
         if self.hard_negative_wrong_fraction > 0:
             wrong_embeddings = self._with_hard_wrong_texts(
@@ -206,6 +222,14 @@ class TextToImageGAN(keras.Model):
         self._generator_step(embeddings, data["images"])
         self._update_ema()
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def encoder_step(self, data):
+        """One step of the encoder warm-up stage: the matching loss (and the hard negative
+        term) on the text and image encoders alone; G, D and S are untouched."""
+        negatives = data["hard_negative_captions"] if self.hard_negative_weight > 0 else None
+        self._encoder_step(data["images"], data["captions"], data["labels"], negatives,
+                           trackers=self.encoder_trackers)
+        return {name: tracker.result() for name, tracker in self.encoder_trackers.items()}
 
     def style_step(self, data):
         """One style-stage step: S learns to recover z from G(z, phi(t)); G and text frozen.
@@ -223,9 +247,11 @@ class TextToImageGAN(keras.Model):
         self.style_trackers["style_loss"].update_state(loss)
         return {name: tracker.result() for name, tracker in self.style_trackers.items()}
 
-    def _encoder_step(self, images, captions, labels, hard_negative_captions=None):
+    def _encoder_step(self, images, captions, labels, hard_negative_captions=None,
+                      trackers=None):
         """Matching loss on the encoders; returns the captions' embeddings as constants, and
-        those of the hard negative captions (None without them).
+        those of the hard negative captions (None without them). Updates the "matching_loss"
+        and "hard_negative_loss" of `trackers` (None: the GAN stage's).
 
         The loss pairs every example with every other of the global batch: under a strategy
         each replica computes it on the gathered embeddings of all replicas.
@@ -248,11 +274,20 @@ class TextToImageGAN(keras.Model):
                 total_loss = loss + self.hard_negative_weight * hard_loss
             scaled_loss = _scaled(self.encoder_optimizer, total_loss)
         _apply(self.encoder_optimizer, tape, scaled_loss, self._encoder_variables())
-        self.trackers["matching_loss"].update_state(loss)
-        self.trackers["hard_negative_loss"].update_state(hard_loss)
+        trackers = self.trackers if trackers is None else trackers
+        trackers["matching_loss"].update_state(loss)
+        trackers["hard_negative_loss"].update_state(hard_loss)
         if negative_embeddings is not None:
             negative_embeddings = tf.stop_gradient(negative_embeddings)
         return tf.stop_gradient(text_embeddings), negative_embeddings
+
+    def _fixed_embeddings(self, captions, hard_negative_captions=None):
+        """The captions' embeddings (and their hard negatives') from encoders that do not
+        train in this stage: a forward pass only, no matching loss."""
+        embeddings = self.embed_captions(captions, training=False)
+        negative_embeddings = (None if hard_negative_captions is None
+                               else self.embed_captions(hard_negative_captions, training=False))
+        return embeddings, negative_embeddings
 
     def _with_hard_wrong_texts(self, wrong_embeddings, negative_embeddings, has_negative):
         """D's wrong texts [N, E], `hard_negative_wrong_fraction` of them the example's own hard
@@ -483,7 +518,7 @@ class TextToImageGAN(keras.Model):
                            else keras.saving.serialize_keras_object(self.ema_generator)),
             ema_decay=self.ema_decay, latent_regression_weight=self.latent_regression_weight,
             reconstruction_weight=self.reconstruction_weight,
-            style_prior_weight=self.style_prior_weight)
+            style_prior_weight=self.style_prior_weight, train_encoders=self.train_encoders)
         return config
 
     @classmethod

@@ -22,6 +22,7 @@ from tf_t2i.runs import CONFIG_FILE
 # a run may continue on another machine or cluster.
 # What is measured during training (train.eval_*, the best-checkpoint metric) changes no weight.
 SAFE_FIELDS = ("train.steps", "train.epochs", "train.style_steps", "train.learning_rate",
+               "train.encoder_warmup_steps", "train.encoder_learning_rate",
                "train.steps_per_execution", "train.strategy", "train.eval_metrics",
                "train.eval_images", "train.evaluator", "train.best_metric",
                "train.diversity_warning")

@@ -56,8 +56,10 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
                        if train_cfg.ema_decay > 0 else None),
         latent_regression_weight=train_cfg.latent_regression_weight,
         reconstruction_weight=train_cfg.reconstruction_weight,
-        style_prior_weight=train_cfg.style_prior_weight)
-    gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer"),
+        style_prior_weight=train_cfg.style_prior_weight,
+        train_encoders=not train_cfg.freeze_encoders)
+    gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer",
+                                                 train_cfg.encoder_learning_rate or None),
                 d_optimizer=make_optimizer(train_cfg, steps_per_epoch, "d_optimizer",
                                            train_cfg.d_learning_rate or None),
                 g_optimizer=make_optimizer(train_cfg, steps_per_epoch, "g_optimizer"),

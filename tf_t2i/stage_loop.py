@@ -19,7 +19,7 @@ import tensorflow as tf
 from tf_t2i.errors import TrainingDiverged, TrainingInterrupted
 from tf_t2i.image_grid import image_grid
 
-COUNTERS = {"gan": "step", "style": "style_step"}
+COUNTERS = {"encoder": "encoder_step", "gan": "step", "style": "style_step"}
 
 
 def describe(record: dict) -> str:
@@ -30,8 +30,8 @@ def describe(record: dict) -> str:
 class StageLoop:
     """Runs a stage's steps; logs, draws samples and checkpoints at their cadences.
 
-    A record {"stage", "step" (GAN steps), "style_step", "noise_state"} is what a checkpoint
-    stores besides the weights.
+    A record {"stage", "encoder_step" (warm-up steps), "step" (GAN steps), "style_step",
+    "noise_state"} is what a checkpoint stores besides the weights.
 
     Args:
         config: the run's `Config` (cadences, steps_per_execution, jit_compile).
@@ -64,7 +64,7 @@ class StageLoop:
         """Runs `step_fn` on batches of `stream` until the stage's counter reaches `total_steps`.
 
         Args:
-            stage: "gan" or "style".
+            stage: "encoder", "gan" or "style".
             step_fn: one training step, batch -> {name: loss}, run on every replica.
             trackers: {name: keras.metrics.Mean} the step updates; read and reset at log events.
             stream: a dataset, or a distributed dataset of the loop's strategy.

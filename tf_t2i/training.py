@@ -123,11 +123,15 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
     gan_steps = config.train.steps or config.train.epochs * steps_per_epoch
     with strategy.scope():
         gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch)
-    record = {"stage": "gan", "step": 0, "style_step": 0}
+    warmup_steps = config.train.encoder_warmup_steps
+    record = {"stage": "encoder" if warmup_steps else "gan", "encoder_step": 0, "step": 0,
+              "style_step": 0}
     if resume:
         record = _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief)
+    warmup = f"{warmup_steps} encoder warm-up steps, " if warmup_steps else ""
     print(f"run folder: {run_dir}  ({len(dataset.train)} training images, {steps_per_epoch} "
-          f"steps per epoch, {gan_steps} GAN steps, {config.train.style_steps} style steps)")
+          f"steps per epoch, {warmup}{gan_steps} GAN steps, {config.train.style_steps} style "
+          "steps)")
     probes = Probes.of(dataset, encoder, gan.z_dim, config.data.seed)
 
     batch_size = config.data.batch_size
@@ -148,6 +152,11 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
     with distribution.work_folder(run_dir, strategy) as work_dir:
         loop = StageLoop(config, work_dir, gan, RunCheckpoints(work_dir), probes, evaluator,
                          strategy, is_chief=chief)
+        # A run whose GAN stage has begun never goes back to warming up its encoders.
+        if record.get("encoder_step", 0) < warmup_steps and record["step"] == 0:
+            record = loop.run("encoder", step(gan.encoder_step), gan.encoder_trackers,
+                              stream(record.get("encoder_step", 0), hard_negative_words),
+                              record, warmup_steps)
         if record["step"] < gan_steps:
             record = loop.run("gan", step(gan.train_step), gan.trackers,
                               stream(record["step"], hard_negative_words), record, gan_steps)
@@ -187,13 +196,13 @@ def _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief) -> di
     if note:
         print(note)
     # A constant rate is a variable the checkpoint restored: set it to the configured rate
-    # (D's own rate when train.d_learning_rate sets one).
-    d_learning_rate = config.train.d_learning_rate or config.train.learning_rate
-    for optimizer in (gan.encoder_optimizer, gan.d_optimizer, gan.g_optimizer,
-                      gan.style_optimizer):
+    # (D's or the encoders' own rate when train.d_learning_rate or encoder_learning_rate sets one).
+    train_cfg = config.train
+    for optimizer, rate in ((gan.encoder_optimizer, train_cfg.encoder_learning_rate),
+                            (gan.d_optimizer, train_cfg.d_learning_rate),
+                            (gan.g_optimizer, 0.0), (gan.style_optimizer, 0.0)):
         if isinstance(optimizer.learning_rate, keras.Variable):
-            optimizer.learning_rate = (d_learning_rate if optimizer is gan.d_optimizer
-                                       else config.train.learning_rate)
+            optimizer.learning_rate = rate or train_cfg.learning_rate
     if chief:
         history = read_history(run_dir)
         if changes:

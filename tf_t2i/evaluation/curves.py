@@ -3,8 +3,11 @@
 `training_curves(run_dir)` reads the scalars the training loop wrote to TensorBoard (`logs/`) and
 the quality metrics of `metrics.jsonl` (tf_t2i.evaluation.training_evaluator); `plot_curves`
 draws them against the step:
+    encoder warm-up     encoder/matching_loss, hard_negative_loss, against the warm-up step
     GAN losses          gan/d_loss, g_loss, matching_loss, interp_loss, mode_seeking_loss
     D's scores          gan/d_real, d_wrong, d_fake (mean sigmoid outputs)
+    GAN penalties       gan/gradient_penalty, hard_negative_loss, latent_regression_loss,
+                        reconstruction_loss, style_prior_loss (the options that are on)
     style stage         style/style_loss, against the style step
     one panel per metric of metrics.jsonl (its fields, real-image references dashed), against
     the GAN step plus the style step.
@@ -22,11 +25,16 @@ CURVES_FILE = "curves.png"
 _LOGS = "logs"
 _METRICS_FILE = "metrics.jsonl"
 _PANELS = (
+    ("encoder warm-up", "encoder/", ("matching_loss", "hard_negative_loss")),
     ("GAN losses", "gan/", ("d_loss", "g_loss", "matching_loss", "interp_loss",
                             "mode_seeking_loss")),
     ("discriminator scores", "gan/", ("d_real", "d_wrong", "d_fake")),
+    ("GAN penalties", "gan/", ("gradient_penalty", "hard_negative_loss", "latent_regression_loss",
+                               "reconstruction_loss", "style_prior_loss")),
     ("style stage", "style/", ("style_loss",)),
 )
+
+_X_LABELS = {"encoder/": "warm-up step", "gan/": "GAN step", "style/": "style step"}
 
 
 def _pyplot():
@@ -70,9 +78,10 @@ def training_curves(run_dir: str) -> list[tuple[str, str, dict]]:
         os.path.join(run_dir, _LOGS)) else {}
     panels = []
     for title, prefix, names in _PANELS:
-        series = {name: scalars[prefix + name] for name in names if prefix + name in scalars}
+        series = {name: scalars[prefix + name] for name in names
+                  if prefix + name in scalars and any(scalars[prefix + name][1])}
         if series:
-            panels.append((title, "style step" if prefix == "style/" else "GAN step", series))
+            panels.append((title, _X_LABELS[prefix], series))
     by_metric = {}
     for line in read_metrics(run_dir):
         x = line["step"] + line.get("style_step", 0)

@@ -99,8 +99,9 @@ class TrainingEvaluator:
         return cls(run_dir, config, dataset, caption_encoder)
 
     def due(self, stage: str, step: int, last: bool) -> bool:
-        """Every `eval_every` GAN steps, and at the end of each stage."""
-        return last or (stage == "gan" and step % self.every == 0)
+        """Every `eval_every` GAN steps, and at the end of the GAN and style stages (the encoder
+        warm-up trains no generator to score)."""
+        return stage != "encoder" and (last or (stage == "gan" and step % self.every == 0))
 
     def evaluate(self, gan, record: dict, writer=None) -> dict:
         """Scores `gan` now; returns the flat {"<key>/<field>": value} that was logged.
