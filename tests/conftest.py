@@ -1,22 +1,28 @@
 """Fixtures shared by test files."""
-import os
-import subprocess
-import sys
+import contextlib
+import io
 
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")
 def cli_tiny_run(tmp_path_factory):
-    """`python train.py --preset tiny` run once per session; its folder (a reference run that
-    test_training and test_faults compare resumed runs with)."""
+    """`train.py --preset tiny` run once per session, in this process (`train.py` only calls
+    `tf_t2i.cli.train.main`; tests/test_training.py starts the script itself); its folder.
+
+    The one trained run of the default suite's tests that only read a finished run (export,
+    evaluate.py), and the reference run test_training and test_faults compare resumed runs
+    with. Never write into it: copy it (`shutil.copytree`) to change it.
+    """
+    from tf_t2i.cli.errors import run_cli
+    from tf_t2i.cli.train import _main as train_main
+
     run_dir = tmp_path_factory.mktemp("cli") / "run"
-    result = subprocess.run([sys.executable, "train.py", "--preset", "tiny", "--out", str(run_dir)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        returncode = run_cli(train_main, ["--preset", "tiny", "--out", str(run_dir)])
+    assert returncode == 0, err.getvalue()[-3000:]
+    assert f"exported the SavedModel to {run_dir}" in out.getvalue()
     return str(run_dir)
 
 

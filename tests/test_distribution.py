@@ -326,18 +326,27 @@ def test_two_workers_train_like_one_device_and_the_chiefs_checkpoint_resumes(tmp
 # Fast: the pieces, on two logical CPU devices
 
 
-def replica_pieces(out_path):
-    """Under MirroredStrategy on two logical CPUs, records what each replica gets from
-    `distribution.distribute`, `TextToImageGAN._draw`, `replica_ops` and their gradients."""
+def mirrored_pieces(pieces_path, norm_path):
+    """`replica_pieces` and `synchronized_norm_pieces` under one MirroredStrategy on two logical
+    CPUs (one TensorFlow start for both tests; a second strategy in a process is flaky)."""
     use_logical_cpus(2)
+    from tf_t2i import distribution
+
+    strategy = distribution.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    replica_pieces(pieces_path, strategy)
+    synchronized_norm_pieces(norm_path, strategy)
+
+
+def replica_pieces(out_path, strategy):
+    """Under `strategy`, records what each replica gets from `distribution.distribute`,
+    `TextToImageGAN._draw`, `replica_ops` and their gradients."""
     import keras
     import tensorflow as tf
 
     from tf_t2i import distribution, losses, replica_ops
     from tf_t2i.gan import TextToImageGAN
 
-    strategy = distribution.make_strategy("mirrored")
-    assert strategy.num_replicas_in_sync == 2
     rows = tf.data.Dataset.range(3).map(lambda i: {
         "rows": tf.range(8) + 8 * tf.cast(i, tf.int32),
         "wrong_indices": 7 - tf.range(8)})
@@ -381,13 +390,20 @@ def types_namespace(**attributes):
     return types.SimpleNamespace(**attributes)
 
 
-def test_replicas_split_the_global_batch_and_compute_one_devices_terms(tmp_path):
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory):
+    """(replica_pieces' arrays, synchronized_norm_pieces' arrays), from one subprocess."""
+    folder = tmp_path_factory.mktemp("mirrored")
+    run_python("import sys, tests.test_distribution as t\nt.mirrored_pieces(*sys.argv[1:])\n",
+               str(folder / "pieces.npz"), str(folder / "norm.npz"))
+    return load_arrays(folder / "pieces.npz"), load_arrays(folder / "norm.npz")
+
+
+def test_replicas_split_the_global_batch_and_compute_one_devices_terms(mirrored):
     """Replica r gets rows [4r, 4r + 4) of each global batch of 8; each replica's noise is its
     rows of the draw one device makes; gathering and summing over replicas is differentiable,
     and the summed replica shares give the gradient of the global loss."""
-    run_python("import sys, tests.test_distribution as t\nt.replica_pieces(sys.argv[1])\n",
-               str(tmp_path / "pieces.npz"))
-    arrays = load_arrays(tmp_path / "pieces.npz")
+    arrays = mirrored[0]
     import keras
     import tensorflow as tf
 
@@ -421,15 +437,13 @@ def test_replicas_split_the_global_batch_and_compute_one_devices_terms(tmp_path)
     np.testing.assert_array_equal(arrays["noise_state"], single.state.numpy())
 
 
-def synchronized_norm_pieces(out_path):
-    """Under MirroredStrategy on two logical CPUs, normalises 4 rows per replica with
+def synchronized_norm_pieces(out_path, strategy):
+    """Under `strategy` (two replicas), normalises 4 rows per replica with
     `SynchronizedBatchNormalization` and records each replica's output and input gradient."""
-    use_logical_cpus(2)
     import tensorflow as tf
 
     from tf_t2i import distribution, replica_ops
 
-    strategy = distribution.make_strategy("mirrored")
     stream = iter(distribution.distribute(
         strategy, lambda: tf.data.Dataset.from_tensors({"x": norm_inputs()}), batch_size=8))
     with strategy.scope():
@@ -466,13 +480,11 @@ def synchronized_norm_layer():
     return SynchronizedBatchNormalization(epsilon=1e-5, gamma_initializer="ones")
 
 
-def test_synchronized_batch_norm_on_two_replicas_is_one_devices_normalisation(tmp_path):
+def test_synchronized_batch_norm_on_two_replicas_is_one_devices_normalisation(mirrored):
     """Mean 10, spread 0.03: sum(x^2) / n - mean^2 in float32 (Keras' synchronized
     BatchNorm) is 0.25% off the variance, two passes are not. Both replicas' rows, and the gradients the
     replicas' shares give, equal the hand-computed global normalisation and one device's."""
-    run_python("import sys, tests.test_distribution as t\n"
-               "t.synchronized_norm_pieces(sys.argv[1])\n", str(tmp_path / "norm.npz"))
-    got = load_arrays(tmp_path / "norm.npz")
+    got = mirrored[1]
     import tensorflow as tf
 
     x = norm_inputs()

@@ -6,12 +6,11 @@ checked against the model's own functions: each PNG (and each tile of a grid, at
 `image_grid` puts them) is the image the documented call draws. Bad input must give exit code 2
 and one `error: ...` line naming the problem, never a traceback.
 
-To stay fast, the module trains one tiny run and exports it once, and `open_model` is memoised
-per (folder, --image-size) for the module: the first command on each folder loads it for real,
-later commands reuse the loaded model (a CLI process loads once anyway).
+To stay fast, the module reads the session's tiny run (`cli_tiny_run`, never written to) and
+exports it once, and `open_model` is memoised per (folder, --image-size) for the module: the
+first command on each folder loads it for real, later commands reuse the loaded model (a CLI
+process loads once anyway).
 """
-import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -29,10 +28,10 @@ from tf_t2i.evaluation import model_source
 from tf_t2i.evaluation.figures import fit_label, lerp, slerp
 from tf_t2i.evaluation.inputs import read_captions_file, read_rgb_image, resolve_caption_args
 from tf_t2i.export import METADATA_FILE, read_export_metadata
-from tf_t2i.training import run_training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32  # the tiny preset's image size.
+STEPS, STYLE_STEPS = get_preset("tiny").train.steps, get_preset("tiny").train.style_steps
 LONG = "a large blue flower with round petals " * 3  # > 64 characters: truncated.
 CAPTIONS_TEXT = (f"a small red bird with a short beak\n\n   \n  a yellow flower  \n{LONG}\n"
                  "ünïcödé bird\n")
@@ -97,14 +96,8 @@ def work(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run_dir(work):
-    config = get_preset("tiny")
-    config = dataclasses.replace(
-        config, train=dataclasses.replace(config.train, steps=2, style_steps=1))
-    path = str(work / "run")
-    with contextlib.redirect_stdout(io.StringIO()):
-        run_training(config, path)
-    return path
+def run_dir(cli_tiny_run):
+    return cli_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +109,8 @@ def model(run_dir, loaded_models):
 def export_dir(run_dir, work):
     path = str(work / "exports" / "tiny")
     out, _ = ok("export", "--model", run_dir, "--out", path)
-    assert out.splitlines()[-1] == f"exported run folder {run_dir} (checkpoint at GAN step 2, " \
-                                   f"style step 1) to {path}"
+    assert out.splitlines()[-1] == f"exported run folder {run_dir} (checkpoint at GAN step " \
+                                   f"{STEPS}, style step {STYLE_STEPS}) to {path}"
     return path
 
 
@@ -235,7 +228,7 @@ def test_samples_from_the_export_match_the_run(samples_dir, export_dir, captions
     out = str(tmp_path / "from_export")
     printed, err = ok("samples", "--model", export_dir, "--captions", captions_file,
                       "--num-per-caption", 3, "--seed", 5, "--out", out, "--image-size", 32)
-    assert printed.startswith(f"model: export {export_dir} (checkpoint at GAN step 2")
+    assert printed.startswith(f"model: export {export_dir} (checkpoint at GAN step {STEPS},")
     assert len(warnings_of(err)) == 2
     assert set(os.listdir(out)) == set(os.listdir(from_run))
     for name in ("manifest.jsonl",):
@@ -250,7 +243,7 @@ def test_samples_from_the_export_match_the_run(samples_dir, export_dir, captions
 def test_export_subcommand_writes_a_loadable_export(export_dir, run_dir, work, tmp_path):
     (tmp_path / "data.txt").write_text("not an export")
     metadata = read_export_metadata(export_dir)
-    assert (metadata["image_size"], metadata["checkpoint"]["step"]) == (32, 2)
+    assert (metadata["image_size"], metadata["checkpoint"]["step"]) == (32, STEPS)
     assert os.path.isfile(os.path.join(export_dir, METADATA_FILE))
     assert model_source.detect_model_kind(export_dir) == model_source.EXPORT
     assert model_source.detect_model_kind(run_dir) == model_source.RUN
@@ -261,7 +254,8 @@ def test_export_subcommand_writes_a_loadable_export(export_dir, run_dir, work, t
              f"--out {tmp_path} is not an export"),
             ([export_dir, "--out", str(work / "x")], f"--model {export_dir} is already an export"),
             ([run_dir, "--out", run_dir, "--overwrite"], "is or contains the run folder"),
-            ([run_dir, "--out", str(work), "--overwrite"], "is or contains the run folder")]:
+            ([run_dir, "--out", os.path.dirname(run_dir), "--overwrite"],
+             "is or contains the run folder")]:
         code, out, err = evaluate("export", "--model", *argv)
         assert (code, len(err.splitlines())) == (2, 1), err
         assert err.startswith("error: ") and fragment in err, err
@@ -306,8 +300,11 @@ def test_noise_interpolation_grid(run_dir, model, tmp_path):
             expected = model.generate_from_noise([text] * 4, slerp(a, b, t))
             for column in range(4):
                 np.testing.assert_array_equal(tile(sheet, row, column, 2), expected[column])
-            assert max_diff(tile(sheet, row, 0, 2), model.generate([text], 10 + 2 * r)[0][0]) <= 1
-            assert max_diff(tile(sheet, row, 3, 2), model.generate([text], 11 + 2 * r)[0][0]) <= 1
+            # The end columns are the images of the two seeds' noises alone. (Not those of
+            # `generate([text], seed)`: its noise is of (seed, text), `noise(seed)` of (seed, "").)
+            for column, noise in ((0, a), (3, b)):
+                alone = model.generate_from_noise([text], noise[None])[0]
+                assert max_diff(tile(sheet, row, column, 2), alone) <= 1
 
 
 def test_slerp_keeps_the_norm_and_ends_at_the_endpoints():

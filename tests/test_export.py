@@ -1,4 +1,5 @@
-"""The inference functions and their SavedModel export, on a tiny run folder trained once."""
+"""The inference functions and their SavedModel export, on the session's tiny run folder
+(`cli_tiny_run`, trained once by `train.py --preset tiny`; read only here)."""
 import dataclasses
 import json
 import os
@@ -10,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from tf_t2i.config import get_preset
 from tf_t2i.errors import UserInputError
@@ -17,7 +19,6 @@ from tf_t2i.export import (METADATA_FILE, SIGNATURE_NAMES, TextToImageExport, ch
                            export_from_run_dir, export_saved_model, read_export_metadata,
                            validate_export)
 from tf_t2i.runs import load_run
-from tf_t2i.training import run_training
 
 CAPTIONS = ["a small red bird with a short beak", "",
             "A Large BLUE Flower with round petals " * 3,  # > 64 characters: truncated.
@@ -68,13 +69,8 @@ SUBPROCESS_SCRIPT = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    config = get_preset("tiny")
-    config = dataclasses.replace(
-        config, train=dataclasses.replace(config.train, steps=2, style_steps=1))
-    path = str(tmp_path_factory.mktemp("export") / "run")
-    run_training(config, path)
-    return path
+def run_dir(cli_tiny_run):
+    return cli_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +84,8 @@ def exporter(run):
 
 
 @pytest.fixture(scope="module")
-def export_dir(run_dir):
-    return export_from_run_dir(run_dir, os.path.join(os.path.dirname(run_dir), "saved"))
+def export_dir(run_dir, tmp_path_factory):
+    return export_from_run_dir(run_dir, str(tmp_path_factory.mktemp("export") / "saved"))
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +136,22 @@ def test_round_trip_in_a_process_without_tf_t2i(exporter, export_dir, inputs, tm
                      exporter.style_transfer(inputs["images"], STYLE_CAPTIONS)["images"]) <= 1
 
 
+def test_the_saved_model_declares_every_signature(export_dir):
+    """The signature defs that `saved_model_cli show --all` lists, read from saved_model.pb (the
+    slow test below runs the tool itself, in a subprocess)."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    [meta_graph] = saved_model.meta_graphs
+    assert "serve" in meta_graph.meta_info_def.tags
+    signatures = meta_graph.signature_def
+    for name in SIGNATURE_NAMES + ("serving_default",):
+        assert name in signatures, name
+    assert any("captions" in signature.inputs for signature in signatures.values())
+    assert any("images" in signature.outputs for signature in signatures.values())
+
+
+@pytest.mark.slow  # a TensorFlow start in a subprocess; the test above reads the same defs
 def test_saved_model_cli_lists_every_signature(export_dir):
     command = shutil.which("saved_model_cli")
     command = [command] if command else [sys.executable, "-m",
@@ -159,7 +171,8 @@ def test_metadata_and_validation(export_dir, run):
     assert metadata["caption_length"] == run.config.data.caption_length
     assert metadata["alphabet"] == run.encoder.alphabet
     assert metadata["config_name"] == "tiny"
-    assert metadata["checkpoint"]["step"] == 2 and metadata["checkpoint"]["style_step"] == 1
+    assert metadata["checkpoint"]["step"] == run.config.train.steps
+    assert metadata["checkpoint"]["style_step"] == run.config.train.style_steps
     assert metadata["serving_default"] == "generate"
     assert set(metadata["signatures"]) == set(SIGNATURE_NAMES)
     assert validate_export(export_dir, image_size=32, z_dim=16) == metadata
@@ -260,7 +273,7 @@ def test_style_transfer_accepts_any_size_and_broadcasts(exporter):
 def test_style_transfer_recovers_the_style_of_generated_images(run_dir):
     """style_transfer(G(z, t), t) is close to G(z, t), after S is trained on this G.
 
-    The 2-step tiny G draws nearly flat images (z moves pixels by < 1 uint8 level), so the test
+    The 4-step tiny G draws nearly flat images (z moves pixels by < 1 uint8 level), so the test
     first scales G's output convolution until z visibly changes images (a valid, sharper G), then
     trains S on it with the style stage's own step for a few hundred steps.
     """

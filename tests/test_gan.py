@@ -41,11 +41,38 @@ def batch(encoder):
     return next(iter(make_train_dataset(dataset.train, CONFIG.data, encoder)))
 
 
+# train overrides -> (GAN, every variable it holds with its value when built).
+_BUILT = {}
+
+
 def make_gan(encoder, **train_overrides):
+    """The tiny GAN with `train_overrides`, as build_gan returns it.
+
+    Built once per set of overrides (a second or more each); later calls put back every
+    variable's built value: weights, BatchNorm statistics, optimizer slots and counters, the
+    noise states and the loss trackers. Tests change its other attributes with monkeypatch.
+    """
     keras.mixed_precision.set_global_policy("float32")
-    config = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train,
-                                                                   **train_overrides))
-    return build_gan(config, encoder.vocabulary_size, steps_per_epoch=10)
+    key = tuple(sorted(train_overrides.items()))
+    if key not in _BUILT:
+        config = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train,
+                                                                       **train_overrides))
+        gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=10)
+        _BUILT[key] = gan, [(v, np.array(v.numpy())) for v in _state_variables(gan)]
+    gan, built = _BUILT[key]
+    for variable, value in built:
+        variable.assign(value)
+    return gan
+
+
+def _state_variables(gan):
+    """Every variable of the GAN, its optimizers and its trackers, each once."""
+    variables = list(gan.variables)
+    for name in OPTIMIZERS:
+        variables += list(getattr(gan, name).variables)
+    for tracker in gan.metrics:
+        variables += list(tracker.variables)
+    return list({id(v): v for v in variables}.values())
 
 
 def groups(gan):
@@ -258,9 +285,9 @@ def test_gan_int_term_changes_the_generator_gradient(encoder, batch, monkeypatch
     state = gan.seed_generator.state.numpy()
     before = snapshot(gan)
 
-    gan.interp_weight = 1.0
+    monkeypatch.setattr(gan, "interp_weight", 1.0)
     with_int = generator_gradients(gan, embeddings, state, monkeypatch)
-    gan.interp_weight = 0.0
+    monkeypatch.setattr(gan, "interp_weight", 0.0)
     without_int = generator_gradients(gan, embeddings, state, monkeypatch)
     # The patched _apply updated nothing.
     assert changed(before, snapshot(gan))["generator.trainable"][0] == 0
@@ -295,7 +322,7 @@ def test_interp_weight_scales_the_gan_int_term(encoder, batch, monkeypatch):
     state = gan.seed_generator.state.numpy()
     runs = {}
     for weight in (1.0, 2.0, 3.0):
-        gan.interp_weight = weight
+        monkeypatch.setattr(gan, "interp_weight", weight)
         runs[weight] = generator_gradients(gan, embeddings, state, monkeypatch)
     assert runs[1.0]["interp_loss"] == pytest.approx(runs[3.0]["interp_loss"], rel=1e-6)
     for weight, run in runs.items():
@@ -314,7 +341,7 @@ def test_mode_seeking_term_enters_the_generator_gradient(encoder, batch, monkeyp
     embeddings = gan.embed_captions(batch["captions"])
     state = gan.seed_generator.state.numpy()
     without = generator_gradients(gan, embeddings, state, monkeypatch)
-    gan.mode_seeking_weight = 1.0
+    monkeypatch.setattr(gan, "mode_seeking_weight", 1.0)
     with_term = generator_gradients(gan, embeddings, state, monkeypatch)
     term = float(gan.trackers["mode_seeking_loss"].result())
     assert np.isfinite(term) and term > 0

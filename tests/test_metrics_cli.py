@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.fixtures import make_jsonl_dataset, make_reed_dataset, write_untrained_run
 from tests.fixtures import run_evaluate as evaluate
+from tf_t2i import training
 from tf_t2i.config import get_preset
 from tf_t2i.training import run_training
 
@@ -26,12 +27,17 @@ def notes(err):
     return [line for line in err.splitlines() if line.startswith("note: ")]
 
 
-def _train(path, data_format, data_path, **train_fields):
+def _train(path, data_format, data_path, export=True, **train_fields):
+    """Trains 2 GAN steps and 1 style step; without `export`, skips the SavedModel export at
+    the end (seconds; it reads the weights, never writes them)."""
     config = _config(data_format, data_path)
     config = dataclasses.replace(
         config, train=dataclasses.replace(config.train, steps=2, style_steps=1, **train_fields))
     err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err), \
+            pytest.MonkeyPatch.context() as patch:
+        if not export:
+            patch.setattr(training, "export_saved_model", lambda *args, **kwargs: None)
         run_training(config, str(path))
     return str(path), err.getvalue()
 
@@ -47,8 +53,8 @@ def reed(work):
     stderr)."""
     data = work / "reed"
     make_reed_dataset(str(data), "flat")
-    run, err = _train(work / "reed-run", "reed", data, eval_every=2, eval_images=6,
-                      best_metric="diversity", diversity_warning=1.0)
+    run, err = _train(work / "reed-run", "reed", data, export=False, eval_every=2,
+                      eval_images=6, best_metric="diversity", diversity_warning=1.0)
     return str(data), run, err
 
 

@@ -23,16 +23,23 @@ bags-of-words" (NegCLIP hard negatives by word swaps).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
-from nltk.tokenize import WordPunctTokenizer
 
 from tf_t2i.config import DataConfig
 from tf_t2i.data.dataset_index import Split
 from tf_t2i.errors import UserInputError
 
-_TOKENIZER = WordPunctTokenizer()
+
+@functools.cache
+def _tokenizer():
+    # Imported on first use: importing nltk takes 1-2 s (it loads scipy.stats), which every
+    # train.py and evaluate.py start paid while only runs with hard negatives tokenize.
+    from nltk.tokenize import WordPunctTokenizer
+    return WordPunctTokenizer()
+
 
 # Closed-class English words (articles, pronouns, prepositions, conjunctions, auxiliaries):
 # never attributes, whatever their statistics.
@@ -59,12 +66,12 @@ class ScoredWord:
 
 def tokenize(caption: str) -> list[str]:
     """Lower-cased word and punctuation tokens: "Red petals, 5!" -> [red, petals, ",", 5, !]."""
-    return [token.lower() for token in _TOKENIZER.tokenize(caption)]
+    return [token.lower() for token in _tokenizer().tokenize(caption)]
 
 
 def token_spans(caption: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of `tokenize(caption)`'s tokens in `caption`."""
-    return list(_TOKENIZER.span_tokenize(caption))
+    return list(_tokenizer().span_tokenize(caption))
 
 
 def is_word(token: str) -> bool:

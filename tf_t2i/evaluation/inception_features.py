@@ -38,7 +38,12 @@ class InceptionFeatures:
         if not os.path.isfile(weights_path):
             raise UserInputError(f"--inception-weights {weights_path} does not exist: "
                                  f"{HOW_TO_GET}.")
+        import h5py
         import keras
+        if not h5py.is_hdf5(weights_path):
+            # Found before building the network twice (seconds) to learn the same.
+            raise UserInputError(f"--inception-weights {weights_path} is not a Keras InceptionV3 "
+                                 f"weights file (not an HDF5 file): {HOW_TO_GET}.")
         self.weights_path = weights_path
         self.input_size = int(input_size)
         self._features = None
