@@ -511,8 +511,10 @@ def test_diff_augment_shows_d_translated_images_in_both_steps(encoder, batch, mo
     gan = make_gan(encoder, diff_augment="translation")
     gan.train_step(batch)
     batch_size = CONFIG.data.batch_size
-    # Real and fake in D's step, then G's fakes (the batch plus GAN-INT's half batch).
-    assert [len(shifts) for shifts in seen] == [batch_size, batch_size, batch_size * 3 // 2]
+    # Real and fake in D's step, then G's fakes: the batch's, and GAN-INT's half batch drawn on
+    # its own (a block of the global batch under a strategy).
+    assert [len(shifts) for shifts in seen] == [batch_size, batch_size, batch_size,
+                                                batch_size // 2]
     bound = diff_augment.max_translation(CONFIG.data.image_size)
     shifts = np.concatenate(seen)
     assert shifts.min() >= -bound and shifts.max() <= bound and len(np.unique(shifts)) > 2

@@ -368,6 +368,21 @@ class TextToImageGAN(keras.Model):
                             maxval=bound + 1, dtype="int32")
         return diff_augment.translate(images, shifts)
 
+    def _augmented_blocks(self, images, sizes):
+        """`_augmented` on consecutive blocks of `images` ([N, S, S, 3]) of the given row counts,
+        each block with its own draw of shifts.
+
+        A block (the batch's fakes, the interpolated texts' fakes) stands for its own rows of the
+        global batch under a strategy; one draw over the concatenated rows would give a replica
+        the shifts one device gives other examples.
+        """
+        blocks, start = [], 0
+        for size in sizes:
+            if size:
+                blocks.append(self._augmented(images[start:start + size]))
+                start += size
+        return tf.concat(blocks, axis=0)
+
     def _update_ema(self):
         """After a G step: average <- decay * average + (1 - decay) * G for G's trained weights,
         and G's BatchNorm statistics copied.
@@ -414,8 +429,8 @@ class TextToImageGAN(keras.Model):
                                 tf.concat([conditioning, twins], axis=0))
         with tf.GradientTape() as tape:
             fake_images = self.generator(generator_inputs, training=True)
-            fake_logits = self.discriminator((self._augmented(fake_images[:scored]), conditioning),
-                                             training=True)
+            seen = self._augmented_blocks(fake_images, (batch_size, scored - batch_size))
+            fake_logits = self.discriminator((seen, conditioning), training=True)
             g_loss = self._g_loss(fake_logits[:batch_size])
             interp_loss = (self._interp_loss(fake_logits[batch_size:])
                            if self.interp_weight > 0 else tf.constant(0.0))
