@@ -376,6 +376,8 @@ class TextToImageGAN(keras.Model):
         global batch under a strategy; one draw over the concatenated rows would give a replica
         the shifts one device gives other examples.
         """
+        if self.diff_augment != "translation":
+            return images[:sum(sizes)]
         blocks, start = [], 0
         for size in sizes:
             if size:
