@@ -68,6 +68,40 @@ def test_gan_step_with_frozen_encoders_trains_only_d_and_g(encoder, hard_batch):
     assert int(gan.trackers["matching_loss"].count) == 0
 
 
+def test_frozen_gan_step_on_the_pipelines_embeddings_equals_the_step_on_ids(encoder):
+    """The pipeline embeds every caption once when the encoders are frozen; the GAN step on
+    those embeddings is the step that embeds the same batch's ids, up to float round-off."""
+    overrides = dict(encoder_warmup_steps=1, freeze_encoders=True,
+                     hard_negative_wrong_fraction=0.5)
+    words = ("red", "blue", "yellow", "white", "pink", "purple", "orange")
+    split = load_dataset(CONFIG.data).train
+
+    def first_batch(**kwargs):
+        return next(iter(make_train_dataset(split, CONFIG.data, encoder, attribute_words=words,
+                                            **kwargs)))
+
+    gan = make_gan(encoder, **overrides)
+    embedded_batch = first_batch(embed_captions=gan.embed_caption_table)
+    ids_batch = first_batch()
+    np.testing.assert_allclose(
+        *(gan._batch_embeddings(batch)[0] for batch in (embedded_batch, ids_batch)), atol=1e-5)
+    gan.train_step(embedded_batch)
+    after_embedded = snapshot(gan)
+    gan = make_gan(encoder, **overrides)
+    gan.train_step(ids_batch)
+    after_ids = snapshot(gan)
+    for group, values in after_ids.items():
+        for embedded, from_ids in zip(after_embedded[group], values):
+            np.testing.assert_allclose(embedded, from_ids, atol=1e-5, err_msg=group)
+
+
+def test_a_gan_step_that_trains_the_encoders_refuses_precomputed_embeddings(encoder):
+    gan = make_gan(encoder)
+    batch = {"caption_embeddings": tf.zeros([4, 2, CONFIG.model.embedding_dim])}
+    with pytest.raises(ValueError, match="needs caption ids"):
+        gan._batch_embeddings(batch)
+
+
 def test_frozen_encoders_need_a_warmup():
     values = get_preset("tiny").to_dict()
     values["train"]["freeze_encoders"] = True

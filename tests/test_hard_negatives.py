@@ -192,6 +192,41 @@ def test_pipeline_with_negatives_stays_a_function_of_seed_and_step():
                               full[0]["hard_negative_captions"])
 
 
+def test_pipeline_embeds_every_caption_once_and_delivers_the_same_stream():
+    """With `embed_captions` (frozen text encoders), batches carry each chosen caption's and
+    negative's embedding where they carried ids. The stand-in embedding is the ids themselves as
+    floats, so every row can be checked against the stream of ids."""
+    encoder = CaptionEncoder(length=PIPELINE.caption_length)
+    split = _split()
+    calls = []
+
+    def embed(ids):
+        calls.append(ids.shape)
+        return ids.astype(np.float32)
+
+    embedded = make_train_dataset(split, PIPELINE, encoder, attribute_words=NUMBERS,
+                                  embed_captions=embed)
+    spec = embedded.element_spec
+    assert spec["caption_embeddings"].shape == (8, 3, 32)
+    assert spec["caption_embeddings"].dtype == tf.float32
+    assert spec["hard_negative_differs"].shape == (8, 3)
+    assert not {"captions", "hard_negative_captions"} & set(spec)
+    # Once per caption present, for the captions and for their negatives.
+    total = sum(len(captions) for captions in split.captions)
+    assert calls == [(total, 32), (total, 32)]
+    for plain, batch in zip(_take(make_train_dataset(split, PIPELINE, encoder,
+                                                     attribute_words=NUMBERS), 6),
+                            _take(embedded, 6)):
+        np.testing.assert_array_equal(batch["images"], plain["images"])
+        np.testing.assert_array_equal(batch["wrong_indices"], plain["wrong_indices"])
+        np.testing.assert_array_equal(batch["caption_embeddings"], plain["captions"])
+        np.testing.assert_array_equal(batch["hard_negative_embeddings"],
+                                      plain["hard_negative_captions"])
+        np.testing.assert_array_equal(
+            batch["hard_negative_differs"],
+            np.any(plain["captions"] != plain["hard_negative_captions"], axis=-1))
+
+
 def test_function_words_are_lower_case_words():
     assert all(w == w.lower() and w.isalpha() for w in attribute_module.FUNCTION_WORDS)
     assert not set(BACKGROUND_NAMES) & attribute_module.FUNCTION_WORDS

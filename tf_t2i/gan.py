@@ -5,6 +5,7 @@ Reference: Reed et al. 2016, Algorithm 1 (GAN-CLS) and section 4.3 (GAN-INT).
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_t2i import diff_augment, losses, replica_ops
@@ -181,12 +182,26 @@ class TextToImageGAN(keras.Model):
         shape = keras.ops.shape(captions)
         flat = keras.ops.reshape(captions, (-1, shape[-1]))
         embeddings = self.text_encoder(flat, training=training)
-        embeddings = keras.ops.reshape(embeddings, (shape[0], shape[1], -1))
-        mean = keras.ops.cast(keras.ops.mean(embeddings, axis=1), "float32")
-        # Back to the text encoder's norm sqrt(E), so that one caption at inference time and the
-        # mean of k at training time condition G at the same scale.
-        norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(mean), axis=-1, keepdims=True))
-        return mean * (keras.ops.shape(mean)[-1] ** 0.5 / keras.ops.maximum(norm, 1e-12))
+        return conditioning_vector(keras.ops.reshape(embeddings, (shape[0], shape[1], -1)))
+
+    def embed_caption_table(self, caption_ids, chunk_size=1024):
+        """Every caption's embedding from the text encoder in inference mode, in chunks: the
+        input pipeline's table for a stage in which the text encoder does not train.
+
+        Args:
+            caption_ids: int32 [M, T] numpy array.
+
+        Returns:
+            float32 [M, E] numpy array.
+        """
+        @tf.function(input_signature=[tf.TensorSpec([None, caption_ids.shape[1]], tf.int32)])
+        def embed(chunk):
+            return tf.cast(self.text_encoder(chunk, training=False), tf.float32)
+
+        chunks = [embed(caption_ids[start:start + chunk_size]).numpy()
+                  for start in range(0, len(caption_ids), chunk_size)]
+        return np.concatenate(chunks) if chunks else np.zeros(
+            [0, self.text_encoder.embedding_dim], np.float32)
 
     def noise(self, batch_size):
         """z ~ N(0, 1) [batch_size, Z] from the tracked seed generator."""
@@ -209,23 +224,42 @@ class TextToImageGAN(keras.Model):
         `wrong_indices` index the global batch: the wrong captions of an example may be those
         of another replica's example. With hard negatives, `hard_negative_captions` [N, k, T]
         are each example's captions with their attributes rebound (tf_t2i.data.hard_negatives).
+        With frozen encoders the batch may carry the pipeline's embeddings instead of ids
+        (`make_train_dataset(embed_captions=...)`).
         """
-        negatives = (data["hard_negative_captions"]
-                     if self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
-                     else None)
-        if self.train_encoders:
-            embeddings, negative_embeddings = self._encoder_step(
-                data["images"], data["captions"], data["labels"], negatives)
-        else:
-            embeddings, negative_embeddings = self._fixed_embeddings(data["captions"], negatives)
+        embeddings, negative_embeddings, has_negative = self._batch_embeddings(data)
         wrong_embeddings = tf.gather(replica_ops.gather(embeddings), data["wrong_indices"])
         if self.hard_negative_wrong_fraction > 0:
             wrong_embeddings = self._with_hard_wrong_texts(
-                wrong_embeddings, negative_embeddings, _has_negative(data["captions"], negatives))
+                wrong_embeddings, negative_embeddings, has_negative)
         self._discriminator_step(data["images"], embeddings, wrong_embeddings)
         self._generator_step(embeddings, data["images"])
         self._update_ema()
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _batch_embeddings(self, data):
+        """(embeddings [N, E], hard negative embeddings [N, E] or None, bool [N] whether the
+        example has a hard negative or None) of a GAN batch: from the pipeline's table, or by
+        the encoders here (their matching step first when they train in this stage)."""
+        wants_negatives = self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
+        if "caption_embeddings" in data:
+            if self.train_encoders:
+                raise ValueError("the encoders train in this GAN step, so it needs caption ids, "
+                                 "not the pipeline's embeddings (train.freeze_encoders is off).")
+            if not wants_negatives:
+                return conditioning_vector(data["caption_embeddings"]), None, None
+            return (conditioning_vector(data["caption_embeddings"]),
+                    conditioning_vector(data["hard_negative_embeddings"]),
+                    tf.reduce_any(data["hard_negative_differs"], axis=1))
+        captions = data["captions"]
+        negatives = data["hard_negative_captions"] if wants_negatives else None
+        if self.train_encoders:
+            embeddings, negative_embeddings = self._encoder_step(
+                data["images"], captions, data["labels"], negatives)
+        else:
+            embeddings, negative_embeddings = self._fixed_embeddings(captions, negatives)
+        has_negative = None if negatives is None else _has_negative(captions, negatives)
+        return embeddings, negative_embeddings, has_negative
 
     def encoder_step(self, data):
         """One step of the encoder warm-up stage: the matching loss (and the hard negative
@@ -240,7 +274,9 @@ class TextToImageGAN(keras.Model):
 
         Reference: Reed et al. 2016, section 4.4, L_style = E ||z - S(G(z, phi(t)))||^2.
         """
-        embeddings = self.embed_captions(data["captions"], training=False)
+        embeddings = (conditioning_vector(data["caption_embeddings"])
+                      if "caption_embeddings" in data
+                      else self.embed_captions(data["captions"], training=False))
         z = self.noise(_rows(embeddings))
         # S inverts the generator that draws for the user (the export pairs them).
         fake_images = self.sampling_generator((z, embeddings), training=False)
@@ -554,6 +590,15 @@ class TextToImageGAN(keras.Model):
             config["ema_generator"] = keras.saving.deserialize_keras_object(
                 config["ema_generator"])
         return cls(**config)
+
+
+def conditioning_vector(caption_embeddings):
+    """float32 [N, E]: the mean of each example's k caption embeddings [N, k, E], rescaled to
+    the text encoder's norm sqrt(E), so that one caption at inference time and the mean of k at
+    training time condition G at the same scale (Reed et al. 2016, section 5: the mean of 4)."""
+    mean = keras.ops.cast(keras.ops.mean(caption_embeddings, axis=1), "float32")
+    norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(mean), axis=-1, keepdims=True))
+    return mean * (keras.ops.shape(mean)[-1] ** 0.5 / keras.ops.maximum(norm, 1e-12))
 
 
 def _rows(values):

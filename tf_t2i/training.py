@@ -139,10 +139,14 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
     hard_negative_words = (attribute_words(dataset.train, config.data, announce=chief)
                            if config.train.hard_negatives else None)
 
-    def stream(start_step, words=None):
+    def stream(start_step, words=None, frozen_text=False):
+        # Where the text encoder does not train, the pipeline embeds every caption once
+        # instead of the step embedding each batch's captions again.
+        embed = gan.embed_caption_table if frozen_text else None
         return distribution.distribute(
             strategy, lambda: make_train_dataset(dataset.train, config.data, encoder,
-                                                 start_step=start_step, attribute_words=words),
+                                                 start_step=start_step, attribute_words=words,
+                                                 embed_captions=embed),
             batch_size)
 
     def step(step_fn):
@@ -159,10 +163,13 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
                               record, warmup_steps)
         if record["step"] < gan_steps:
             record = loop.run("gan", step(gan.train_step), gan.trackers,
-                              stream(record["step"], hard_negative_words), record, gan_steps)
+                              stream(record["step"], hard_negative_words,
+                                     frozen_text=not gan.train_encoders),
+                              record, gan_steps)
         if record["style_step"] < config.train.style_steps:
             record = loop.run("style", step(gan.style_step), gan.style_trackers,
-                              stream(record["style_step"]), record, config.train.style_steps)
+                              stream(record["style_step"], frozen_text=True), record,
+                              config.train.style_steps)
     if not chief:
         return record
     export_dir = os.path.join(run_dir, EXPORT_DIR)

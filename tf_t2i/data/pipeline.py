@@ -3,7 +3,8 @@
 Once:        decode + resize every image to `load_size` (parallel) into memory (uint8)
 Per epoch:   a permutation of the whole split by a seed of (seed, epoch), gathered from memory
 Per example: random crop to `image_size`, random flip, pick k of the image's captions (and,
-             for hard negatives, the same k rows of their negatives, made once at load time)
+             for hard negatives, the same k rows of their negatives, made once at load time;
+             with frozen text encoders, their embeddings, computed once at load time)
 Per batch:   a wrong caption set for every example: the captions of a batch example of another class
 
 Every random choice is a stateless function of (seed, epoch) or (seed, example index), so the
@@ -104,6 +105,22 @@ def _cached_split(split: Split, config: DataConfig, encoder: CaptionEncoder):
             tf.constant(split.labels.astype(np.int32)))
 
 
+def _embedded(caption_ids, caption_counts, embed_captions):
+    """float32 [N, C, E]: the embedding of every caption of `caption_ids` [N, C, T] (zeros
+    past each image's count, which are never chosen), each caption embedded once."""
+    ids, counts = caption_ids.numpy(), caption_counts.numpy()
+    present = np.arange(ids.shape[1])[None, :] < counts[:, None]
+    embeddings = np.asarray(embed_captions(ids[present].astype(np.int32)), np.float32)
+    table = np.zeros(ids.shape[:2] + embeddings.shape[1:], np.float32)
+    table[present] = embeddings
+    return tf.constant(table)
+
+
+def _as_batch_dtype(values):
+    """Caption ids (stored as narrow unsigned ints) as int32; embeddings and flags unchanged."""
+    return tf.cast(values, tf.int32) if values.dtype.is_unsigned else values
+
+
 def _caption_choice(slots, count, k, seed):
     """Indices of k of an image's `slots` caption rows: without replacement when it has >= k
     captions (`count`), else with."""
@@ -143,7 +160,8 @@ def wrong_partners(labels, seed):
 
 def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder,
                        start_step: int = 0,
-                       attribute_words: tuple[str, ...] | None = None) -> tf.data.Dataset:
+                       attribute_words: tuple[str, ...] | None = None,
+                       embed_captions=None) -> tf.data.Dataset:
     """An endless stream of training batches.
 
     Args:
@@ -153,6 +171,11 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
         start_step: the first batch produced is the one an uninterrupted run produces at this step.
         attribute_words: with words (tf_t2i.data.attribute_words), every batch also holds
             each caption's hard negative (tf_t2i.data.hard_negatives), made once here.
+        embed_captions: for a stage whose text encoder does not train, a function from caption
+            ids int32 [M, T] to embeddings float32 [M, E]
+            (`TextToImageGAN.embed_caption_table`): every caption and hard negative of the split
+            is embedded once here, and batches carry embeddings instead of ids. The stream of
+            examples and caption choices is the same either way.
 
     Returns:
         A dataset of dicts:
@@ -165,6 +188,11 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
             wrong_labels: int32 [B], labels[wrong_indices];
             hard_negative_captions (with `attribute_words`): int32 [B, k, T], row for row the
                 hard negatives of `captions` (equal to a caption that has no attribute word).
+        With `embed_captions`, instead of `captions` and `hard_negative_captions`:
+            caption_embeddings: float32 [B, k, E];
+            hard_negative_embeddings (with `attribute_words`): float32 [B, k, E];
+            hard_negative_differs (with `attribute_words`): bool [B, k], whether the hard
+                negative differs from its caption.
     """
     num_images = len(split)
     if num_images < config.batch_size:
@@ -177,6 +205,13 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
         negatives = hard_negative_captions(split.captions, attribute_words, config.seed)
         caption_tables += (tf.constant(encode_split_captions(
             dataclasses.replace(split, captions=negatives), encoder)[0]),)
+    table_names = ("captions", "hard_negative_captions")
+    if embed_captions is not None:
+        table_names = ("caption_embeddings", "hard_negative_embeddings", "hard_negative_differs")
+        differs = (() if attribute_words is None
+                   else (tf.reduce_any(caption_tables[0] != caption_tables[1], axis=-1),))
+        caption_tables = tuple(_embedded(table, caption_counts, embed_captions)
+                               for table in caption_tables) + differs
 
     start_example = start_step * config.batch_size
     start_epoch, skip_in_epoch = divmod(start_example, num_images)
@@ -205,7 +240,7 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
             image = tf.image.stateless_random_flip_left_right(image, seed=example_seed + [0, 1])
         image = tf.cast(image, tf.float32) / 127.5 - 1.0
         chosen = _caption_choice(tf.shape(tables[0])[0], count, k, example_seed + [0, 2])
-        captions = tuple(tf.cast(tf.gather(ids, chosen), tf.int32) for ids in tables)
+        captions = tuple(_as_batch_dtype(tf.gather(table, chosen)) for table in tables)
         return index, image, captions, label
 
     batches = stream.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
@@ -216,13 +251,11 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
         partners = wrong_partners(labels, batch_seed)
         batch = {
             "images": images,
-            "captions": captions[0],
             "labels": labels,
             "wrong_indices": partners,
             "wrong_labels": tf.gather(labels, partners),
         }
-        if attribute_words is not None:
-            batch["hard_negative_captions"] = captions[1]
+        batch.update(zip(table_names, captions))
         return batch
 
     batches = batches.map(pair_wrong, num_parallel_calls=tf.data.AUTOTUNE)
