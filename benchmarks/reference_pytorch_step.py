@@ -34,8 +34,11 @@ What differs from our flowers64 step (train_step.py) and why:
   * Timing: eager PyTorch, one Python call per step; ours runs `steps_per_execution` steps in a
     compiled TensorFlow graph loop on the real input pipeline.
   * FLOPs: `torch.utils.flop_counter.FlopCounterMode` counts matrix products and convolutions
-    (forward and backward) only; TensorFlow's profiler in train_step.py also counts BatchNorm,
-    activations and other element-wise ops.
+    (forward and backward) only. TensorFlow's profiler in train_step.py also counts element-wise
+    ops (0.1% here) and every gradient op the tape puts in the graph, used or not: D's weight
+    gradients in G's step (23.4 GFLOP at batch 64) and D's input gradient at its first conv in D's
+    step (0.9). Set aside, the two agree: the D and G steps are 160.9 + 343.8 = 504.7 GFLOP here
+    and 161.8 + 367.3 - 23.4 - 0.9 = 504.8 there (conv and matmul ops, batch 64, 2026-11-30).
 
 The last line is one JSON object: s_per_step, images_per_s, gflops_per_step,
 achieved_gflops_per_s, threads, cpu_seconds_per_second (process CPU time over wall time in the
@@ -123,7 +126,9 @@ def run(args) -> dict:
         "achieved_gflops_per_s": round(flops / s_per_step / 1e9, 1),
         "cpu_seconds_per_second": round(cpu_seconds / elapsed, 2),
         "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+        # What the AVX2 caps of the docstring's third command set (oneDNN's is in the CPU's).
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_enable_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS"),
         "load_average": {"before": [round(v, 2) for v in load_before],
                          "after": [round(v, 2) for v in os.getloadavg()]},
     }
