@@ -19,9 +19,11 @@ imitate a CPU without AVX-512 or AMX, cap all three of PyTorch's CPU back ends (
 kernels, oneDNN's convolutions, MKL's matrix products), as in the third command above.
 
 What differs from our flowers64 step (train_step.py) and why:
-  * No text or image encoder: the port precomputes its text embeddings, ours trains the
-    char-CNN-RNN and the image encoder with the matching loss in every step (about a third of
-    its FLOPs). Compare the D+G part with our step's phase split, the whole with the bar.
+  * No text or image encoder: the port precomputes its text embeddings. So does `flowers64`
+    (Reed's pretrained, fixed phi): its encoder warm-up stage trains them, then the pipeline
+    embeds every caption once and the GAN step does no encoder work. With
+    `--set train.freeze_encoders=false --set train.encoder_warmup_steps=0` ours trains the
+    char-CNN-RNN and the image encoder in every step instead (about a third more FLOPs).
   * The wrong texts are given, not gathered from the batch by index; the embeddings are not
     averaged over 4 captions nor rescaled to norm sqrt(1024) (random N(0, 1) rows have about
     that norm). Neither costs measurable time.
