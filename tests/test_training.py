@@ -33,7 +33,7 @@ from tf_t2i.config import Config, get_preset
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
-from tf_t2i.runs import build_gan, load_run
+from tf_t2i.runs import build_gan
 from tf_t2i.errors import TrainingDiverged, TrainingInterrupted
 from tf_t2i.runs import with_resolved_precision
 from tf_t2i.stage_loop import StageLoop
@@ -231,9 +231,13 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
     latest = RunCheckpoints(run_dir).latest()
     assert latest["step"] == 2 and saved_iterations(latest["weights"]) == 2
     assert not glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-00000003*"))
-    loaded = load_run(run_dir)
-    for variable in all_variables(loaded.gan):
-        assert np.all(np.isfinite(variable.numpy())), variable.path
+    # Every array of the kept checkpoint is finite (test_checkpoint_round_trips_every_variable
+    # shows that a checkpoint file restores every variable).
+    arrays = h5_datasets(latest["weights"])
+    assert len(arrays) > 200
+    for name, value in arrays.items():
+        if np.issubdtype(value.dtype, np.floating):
+            assert np.all(np.isfinite(value)), name
 
 
 def test_a_checkpoint_save_cut_short_does_not_break_the_next_one(tmp_path):
