@@ -487,7 +487,7 @@ def assert_interrupted_at_a_saved_step(returncode, stderr, run_dir, first):
 
 
 def test_kill_9_after_a_checkpoint_then_resume_matches_the_whole_run(
-        tmp_path, capsys, cli_tiny_run, cli_tiny_run_at_first_checkpoint, monkeypatch):
+        tmp_path, capsys, cli_tiny_run, cli_tiny_run_at_first_checkpoint):
     """`train.py --resume` from GAN step k, killed -9 right after its next checkpoint (the end of
     the GAN stage), then `train.py --resume` for the rest == the whole tiny run of `train.py` at
     once (`cli_tiny_run`).
@@ -499,8 +499,8 @@ def test_kill_9_after_a_checkpoint_then_resume_matches_the_whole_run(
     the whole run several: the results agree. The kill comes from `tests/fault_injection.py`
     (the moment is fixed: a kill from outside at a random moment is the slow test below); the
     last resume runs in this process, the same command line without a second TensorFlow start,
-    and skips the SavedModel export (it reads the weights compared here, never writes them;
-    test_export checks it on `cli_tiny_run`).
+    with --no-export (the export reads the weights compared here, never writes them; test_export
+    checks it on `cli_tiny_run`).
     """
     k, steps = TINY.train.checkpoint_every, TINY.train.steps
     assert 1 <= k < steps <= 2 * k and TINY.train.style_steps >= 1
@@ -521,13 +521,13 @@ def test_kill_9_after_a_checkpoint_then_resume_matches_the_whole_run(
     assert saved_iterations(before["weights"]) == steps
 
     capsys.readouterr()
-    monkeypatch.setattr(training, "export_saved_model", lambda *args, **kwargs: None)
-    returncode = run_cli(train_main, ["--resume", run_dir,
+    returncode = run_cli(train_main, ["--resume", run_dir, "--no-export",
                                       "--set", f"train.steps_per_execution={every}"])
     out, err = capsys.readouterr()
     assert returncode == 0, err[-3000:]
     assert f"resuming from gan step {steps} (ckpt-{steps:08d}.weights.h5)" in out
     assert "taking over the stale lock" in err
+    assert "exported" not in out and not os.path.exists(os.path.join(run_dir, "export"))
     whole, after = RunCheckpoints(cli_tiny_run).latest(), RunCheckpoints(run_dir).latest()
     # Same stage, counters and noise state.
     assert {key: value for key, value in after.items() if key != "weights"} == \
