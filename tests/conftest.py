@@ -1,8 +1,13 @@
 """Fixtures shared by test files."""
 import contextlib
 import io
+import os
+import shutil
 
 import pytest
+
+# cli_tiny_run's folder as it was right after its first checkpoint, next to the run folder.
+FIRST_CHECKPOINT = "run-at-first-checkpoint"
 
 
 @pytest.fixture(scope="session")
@@ -14,16 +19,38 @@ def cli_tiny_run(tmp_path_factory):
     evaluate.py), and the reference run test_training and test_faults compare resumed runs
     with. Never write into it: copy it (`shutil.copytree`) to change it.
     """
+    from tf_t2i import checkpoints
     from tf_t2i.cli.errors import run_cli
     from tf_t2i.cli.train import _main as train_main
+    from tf_t2i.run_lock import LOCK_FILE
 
     run_dir = tmp_path_factory.mktemp("cli") / "run"
+    real_save = checkpoints.RunCheckpoints.save
+
+    def save_and_copy_the_first(self, model, record):
+        path = real_save(self, model, record)
+        snapshot = run_dir.parent / FIRST_CHECKPOINT
+        if not snapshot.exists():
+            # The lock names this process: a copy holding it would be a run in use.
+            shutil.copytree(run_dir, snapshot, ignore=shutil.ignore_patterns(LOCK_FILE))
+        return path
+
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoints.RunCheckpoints, "save", save_and_copy_the_first)
         returncode = run_cli(train_main, ["--preset", "tiny", "--out", str(run_dir)])
     assert returncode == 0, err.getvalue()[-3000:]
     assert f"exported the SavedModel to {run_dir}" in out.getvalue()
     return str(run_dir)
+
+
+@pytest.fixture(scope="session")
+def cli_tiny_run_at_first_checkpoint(cli_tiny_run):
+    """`cli_tiny_run`'s folder as it was right after its first checkpoint (GAN step
+    `train.checkpoint_every`): what a kill -9 right then leaves, but for the lock file. Copy it
+    to resume it."""
+    return os.path.join(os.path.dirname(cli_tiny_run), FIRST_CHECKPOINT)
 
 
 @pytest.fixture(autouse=True)

@@ -125,8 +125,7 @@ def test_a_run_interrupted_in_the_warmup_resumes_it_then_trains_the_gan(tmp_path
         steps=2, style_steps=0, checkpoint_every=2, sample_every=2, log_every=2))
     run_dir = str(tmp_path / "run")
     real_run = StageLoop.run
-    # Not under test here, and the slowest part of a tiny run.
-    monkeypatch.setattr(training, "export_saved_model", lambda *args, **kwargs: None)
+    # Not under test here.
     monkeypatch.setattr(training, "write_training_curves", lambda run_dir: None)
 
     def stop_after_two_warmup_steps(self, stage, step_fn, trackers, stream, record, total):
@@ -136,13 +135,13 @@ def test_a_run_interrupted_in_the_warmup_resumes_it_then_trains_the_gan(tmp_path
 
     monkeypatch.setattr(StageLoop, "run", stop_after_two_warmup_steps)
     with pytest.raises(TrainingInterrupted):
-        run_training(config, run_dir)
+        run_training(config, run_dir, export=False)
     stopped = RunCheckpoints(run_dir).latest()
     assert (stopped["stage"], stopped["encoder_step"], stopped["step"]) == ("encoder", 2, 0)
 
     monkeypatch.setattr(StageLoop, "run", real_run)
     capsys.readouterr()
-    record = run_training(config, run_dir, resume=True)
+    record = run_training(config, run_dir, resume=True, export=False)
     out = capsys.readouterr().out
     assert "resuming from encoder step 2" in out
     assert out.index("encoder stage:") < out.index("gan stage:")

@@ -1,5 +1,6 @@
 """The inference functions and their SavedModel export, on the session's tiny run folder
-(`cli_tiny_run`, trained once by `train.py --preset tiny`; read only here)."""
+(`cli_tiny_run`, trained once by `train.py --preset tiny`) and the export it ended with; both
+read only here."""
 import dataclasses
 import json
 import os
@@ -18,7 +19,7 @@ from tf_t2i.errors import UserInputError
 from tf_t2i.export import (METADATA_FILE, SIGNATURE_NAMES, TextToImageExport, check_captions,
                            export_from_run_dir, export_saved_model, read_export_metadata,
                            validate_export)
-from tf_t2i.runs import load_run
+from tf_t2i.runs import EXPORT_DIR, load_run
 
 CAPTIONS = ["a small red bird with a short beak", "",
             "A Large BLUE Flower with round petals " * 3,  # > 64 characters: truncated.
@@ -84,8 +85,9 @@ def exporter(run):
 
 
 @pytest.fixture(scope="module")
-def export_dir(run_dir, tmp_path_factory):
-    return export_from_run_dir(run_dir, str(tmp_path_factory.mktemp("export") / "saved"))
+def export_dir(run_dir):
+    """The export train.py wrote at the end of the run (read only)."""
+    return os.path.join(run_dir, EXPORT_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +167,7 @@ def test_saved_model_cli_lists_every_signature(export_dir):
     assert "inputs['captions']" in result.stdout and "outputs['images']" in result.stdout
 
 
-def test_metadata_and_validation(export_dir, run):
+def test_metadata_and_validation(export_dir, run, run_dir):
     metadata = read_export_metadata(export_dir)
     assert metadata["image_size"] == 32 and metadata["z_dim"] == 16
     assert metadata["caption_length"] == run.config.data.caption_length
@@ -182,6 +184,8 @@ def test_metadata_and_validation(export_dir, run):
         read_export_metadata(os.path.dirname(export_dir))
     with pytest.raises(UserInputError, match="already exists"):
         export_saved_model(run, export_dir)
+    with pytest.raises(UserInputError, match="already exists"):
+        export_from_run_dir(run_dir, export_dir)
     assert os.path.isfile(os.path.join(export_dir, METADATA_FILE))
 
 

@@ -18,7 +18,6 @@ from PIL import Image
 
 from tests.fixtures import make_jsonl_dataset, make_reed_dataset, write_untrained_run
 from tests.fixtures import run_evaluate as evaluate
-from tf_t2i import training
 from tf_t2i.config import get_preset
 from tf_t2i.training import run_training
 
@@ -34,11 +33,8 @@ def _train(path, data_format, data_path, export=True, **train_fields):
     config = dataclasses.replace(
         config, train=dataclasses.replace(config.train, steps=2, style_steps=1, **train_fields))
     err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err), \
-            pytest.MonkeyPatch.context() as patch:
-        if not export:
-            patch.setattr(training, "export_saved_model", lambda *args, **kwargs: None)
-        run_training(config, str(path))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        run_training(config, str(path), export=export)
     return str(path), err.getvalue()
 
 

@@ -207,6 +207,10 @@ def compile_steps(step_fn, strategy, jit_compile, completed, diverged_at):
             around it do not compile with XLA.
         completed, diverged_at: int64 scalar variables.
     """
+    # The step's Python control flow depends only on the configuration, never on a tensor, so
+    # autograph need not rewrite the source of every function it calls; that rewriting was over
+    # half of the tracing time of a stage's first call (cProfile, tiny preset, 2 cores).
+    step_fn = tf.autograph.experimental.do_not_convert(step_fn)
     if jit_compile:
         step_fn = tf.function(step_fn, jit_compile=True)
 

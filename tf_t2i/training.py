@@ -75,7 +75,8 @@ def probe_captions(dataset: DatasetIndex, count: int) -> tuple[str, ...]:
     return tuple(mixed + train[len(test):])
 
 
-def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
+def run_training(config: Config, run_dir: str, resume: bool = False,
+                 export: bool = True) -> dict:
     """Runs the GAN stage, then the style stage, then exports, in `run_dir`; returns the record.
 
     With `resume`, continues from the run folder's latest checkpoint: every weight, optimizer
@@ -86,6 +87,9 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
 
     Under `train.strategy` multiworker, every worker calls this with the same `run_dir`; only
     the chief locks it and writes into it (`tf_t2i.distribution`).
+
+    Without `export`, the run ends after its last checkpoint without writing `RUN_DIR/export/`
+    (an earlier export there stays as it was; `evaluate.py export` exports any run folder).
     """
     strategy = distribution.make_strategy(config.train.strategy)
     chief = distribution.is_chief(strategy)
@@ -103,11 +107,11 @@ def run_training(config: Config, run_dir: str, resume: bool = False) -> dict:
         changes = check_resume(run_dir, absolute_data_path(read_run_config(run_dir)), config)
     with RunLock(run_dir) if chief else contextlib.nullcontext():
         return _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strategy,
-                                       chief)
+                                       chief, export)
 
 
 def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strategy,
-                            chief) -> dict:
+                            chief, export) -> dict:
     keras.mixed_precision.set_global_policy(config.train.precision)
     keras.utils.set_random_seed(config.data.seed)
     if not resume:
@@ -172,15 +176,16 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
                               config.train.style_steps)
     if not chief:
         return record
-    export_dir = os.path.join(run_dir, EXPORT_DIR)
-    try:
-        export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
-                           overwrite=True)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(
-            f"interrupted during the export; training is complete and checkpointed. Export "
-            f"again with: python train.py --resume {run_dir}") from None
-    print(f"exported the SavedModel to {export_dir}")
+    if export:
+        export_dir = os.path.join(run_dir, EXPORT_DIR)
+        try:
+            export_saved_model(LoadedRun(config, encoder, gan, checkpoints.latest()), export_dir,
+                               overwrite=True)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"interrupted during the export; training is complete and checkpointed. Export "
+                f"again with: python train.py --resume {run_dir}") from None
+        print(f"exported the SavedModel to {export_dir}")
     write_training_curves(run_dir)
     return record
 

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "train.*_every cadences, train.learning_rate and settings that "
                              "leave the weights alone (--strategy, train.steps_per_execution, "
                              "train.eval_*) may change.")
+    parser.add_argument("--no-export", action="store_true",
+                        help="end after the last checkpoint without writing RUN_DIR/export/ "
+                             "(an earlier export there stays as it was; python evaluate.py "
+                             "export --model RUN_DIR writes one later).")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved configuration and a dataset summary, then exit.")
     return parser
@@ -128,7 +132,7 @@ def _main(argv: list[str] | None) -> int:
                              "folder on a disk every worker shares.")
     from tf_t2i.training import run_training
     run_dir = args.resume or args.out or next_run_dir("runs", config.name)
-    run_training(config, run_dir, resume=bool(args.resume))
+    run_training(config, run_dir, resume=bool(args.resume), export=not args.no_export)
     return 0
 
 
