@@ -89,6 +89,19 @@ def saved_iterations(weights_path, optimizer="g_optimizer"):
 # In process
 
 
+def test_a_frozen_text_encoders_table_is_embedded_once_per_distinct_caption_table():
+    """The style stage reuses the frozen GAN stage's caption table instead of embedding the
+    same captions again."""
+    calls = []
+    embed = training.embedded_once(lambda ids: calls.append(ids.shape) or ids * 2.0)
+    ids = np.arange(12, dtype=np.int32).reshape(4, 3)
+    first = embed(ids)
+    np.testing.assert_array_equal(embed(ids.copy()), first)
+    np.testing.assert_array_equal(embed(ids + 1), (ids + 1) * 2.0)
+    np.testing.assert_array_equal(embed(ids.reshape(3, 4)), ids.reshape(3, 4) * 2.0)
+    assert calls == [(4, 3), (4, 3), (3, 4)]
+
+
 def test_checkpoint_round_trips_every_variable(tmp_path):
     """Models, BatchNorm statistics, optimizer slots and counters, and the noise state."""
     keras.mixed_precision.set_global_policy("float32")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 
 import keras
@@ -73,6 +74,21 @@ def probe_captions(dataset: DatasetIndex, count: int) -> tuple[str, ...]:
     train = spread(dataset.train, count - len(test))
     mixed = [c for pair in zip(train, test) for c in pair]
     return tuple(mixed + train[len(test):])
+
+
+def embedded_once(embed_caption_table):
+    """`embed_caption_table` (caption ids int32 [M, T] -> float32 [M, E]) computing each distinct
+    table of ids once: valid while the text encoder does not change."""
+    tables = {}
+
+    def embed(caption_ids):
+        key = (caption_ids.shape,
+               hashlib.sha256(np.ascontiguousarray(caption_ids).tobytes()).hexdigest())
+        if key not in tables:
+            tables[key] = embed_caption_table(caption_ids)
+        return tables[key]
+
+    return embed
 
 
 def run_training(config: Config, run_dir: str, resume: bool = False,
@@ -143,10 +159,14 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
     hard_negative_words = (attribute_words(dataset.train, config.data, announce=chief)
                            if config.train.hard_negatives else None)
 
+    # Once frozen, the text encoder stays so for the rest of the run: the style stage reuses
+    # the frozen GAN stage's table.
+    embed_once = embedded_once(gan.embed_caption_table)
+
     def stream(start_step, words=None, frozen_text=False):
         # Where the text encoder does not train, the pipeline embeds every caption once
         # instead of the step embedding each batch's captions again.
-        embed = gan.embed_caption_table if frozen_text else None
+        embed = embed_once if frozen_text else None
         return distribution.distribute(
             strategy, lambda: make_train_dataset(dataset.train, config.data, encoder,
                                                  start_step=start_step, attribute_words=words,
