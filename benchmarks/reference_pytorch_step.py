@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import sys
@@ -143,9 +144,7 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:
         sys.exit(f"error: {NO_TORCH}")
     result = run(args)
     print(f"PyTorch {result['torch_version']} GAN-INT-CLS reference, batch "
