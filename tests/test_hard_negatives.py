@@ -32,14 +32,16 @@ def test_tokenize_splits_words_and_punctuation_without_downloaded_data():
         "a", "red", "flower", ",", "with", "5", "petals", ";", "sky", "-", "blue", "!"]
 
 
-def test_discovery_on_the_built_in_dataset_finds_the_class_words(synthetic_train):
+def test_discovery_on_the_built_in_dataset_finds_what_the_image_shows(synthetic_train):
     found = discover_attribute_words(synthetic_train.captions, synthetic_train.labels)
     words = [w.word for w in found]
-    # Petal and centre colours and petal counts make the class: all are found...
+    # Petal and centre colours and petal counts make the class; the background is drawn freely
+    # per image but recurs in the image's captions: all are found...
     assert set(COLOUR_NAMES) | set(COUNT_NAMES) <= set(words)
-    # ...and neither function words, nor part names, nor the backgrounds (not part of the class).
-    for word in ("a", "an", "with", "the", "and", "petals", "centre", "flower", "black", "grey",
-                 "green", "sky"):
+    assert {"black", "grey", "green", "sky"} <= set(words)
+    # ...and neither function words, nor part names, nor the templates' other words.
+    for word in ("a", "an", "with", "the", "and", "petals", "centre", "flower", "background",
+                 "backdrop", "surrounded", "radiate", "picture"):
         assert word not in words
     assert [w.score for w in found] == sorted((w.score for w in found), reverse=True)
     assert all(w.images >= 10 and w.score >= 0.2 for w in found)
@@ -61,6 +63,21 @@ def test_discovery_score_by_hand():
                                     min_count=1)[0].word == "class_0"
     assert [w.word for w in discover_attribute_words(captions, np.array([0, 0, 1, 1]),
                                                      min_count=3)] == []
+
+
+def test_image_score_by_hand():
+    """One class, so no word predicts it. Image 0's three captions all say "green", image 1's
+    three never do: P(green in a caption) = 3 / 6, and given one caption with it, another
+    caption of its image has it 6 / 6 times: log(2). "cup" and "leaf" are in one caption of
+    each image, never twice in one: -inf. Image 2 has one caption and is left out."""
+    captions = (("green cup", "green", "green leaf"), ("cup", "leaf", "tall"), ("tall",))
+    found = discover_attribute_words(captions, np.array([0, 0, 0]), min_count=1, min_score=0.1)
+    assert [(w.word, w.images) for w in found] == [("green", 1)]
+    assert found[0].score == pytest.approx(np.log(2.0))
+    # One-caption images alone give no image evidence: the class score decides, log(2) here.
+    single = discover_attribute_words((("red",), ("blue",)), np.array([0, 1]), min_count=1,
+                                      min_score=-1.0)
+    assert {w.word: w.score for w in single} == pytest.approx({"red": np.log(2), "blue": np.log(2)})
 
 
 def test_user_words_from_a_list_or_a_file(tmp_path):

@@ -1,17 +1,26 @@
-"""Attribute words of a caption corpus: the words whose presence predicts the class.
+"""Attribute words of a caption corpus: the words that describe the image, not the phrasing.
 
 Hard negative captions (tf_t2i.data.hard_negatives) swap or replace these words. They are found
-in the training captions themselves, so any dataset works without a hand-made list:
+in the training captions themselves, so any dataset works without a hand-made list. A word is
+an attribute word when it predicts the image's class, or when it recurs in other captions of the
+same image (what an image shows that its class leaves free, such as the background):
 
-    score(w) = KL(P(class | w in caption) || P(class)) - (classes with w - 1) / (2 n_w)
+    class_score(w) = KL(P(class | w in caption) || P(class)) - (classes with w - 1) / (2 n_w)
+    image_score(w) = log(P(w in another caption of the image | w in a caption) / P(w in a caption))
+    score(w) = max(class_score(w), image_score(w))
 
-in nats, over the captions that contain w (n_w of them). The first term is the information one
-occurrence of w gives about the class: ~0 for words every class uses alike ("a", "with",
-"petals"), up to log(classes) for a word only one class uses. The second (Miller-Madow) removes
-the upward bias the first has on a rare word seen in few classes by chance. Words below a
-frequency floor, non-alphanumeric tokens and a fixed list of English function words are never
-discovered ("an" predicts "orange" and "ivory" in the built-in dataset, but swapping it makes
-no attribute negative). A user list (`data.attribute_words`) is added to what is discovered.
+in nats. class_score is over the images whose captions contain w (n_w of them): the
+information one occurrence of w gives about the class, ~0 for words every class uses alike
+("a", "with", "petals"), up to log(classes) for a word only one class uses, less the
+Miller-Madow correction of the upward bias a rare word seen in few classes by chance has.
+image_score is the pointwise mutual information of w's occurrences in two captions of one image
+(over the images with two or more captions; without such images class_score decides alone): ~0 for words that come with a
+sentence template ("surrounded", "backdrop"), which the annotator of each caption picks anew,
+and log(2) or more for words the image dictates ("green" of a green background, in the built-in
+dataset 1.4). Words below a frequency floor, non-alphanumeric tokens and a fixed list of English
+function words are never discovered ("an" predicts "orange" and "ivory" in the built-in dataset,
+but swapping it makes no attribute negative). A user list (`data.attribute_words`) is added to
+what is discovered.
 
 Tokens are nltk's `wordpunct_tokenize` (a regular expression: it needs no downloaded data),
 lower-cased. Multi-word attributes ("sky blue") are not discovered as phrases: their words are
@@ -86,7 +95,7 @@ def _has_letter_or_digit(token: str) -> bool:
 
 def discover_attribute_words(captions, labels, min_count: int = 10,
                              min_score: float = 0.2) -> list[ScoredWord]:
-    """Words whose presence in a caption predicts its image's class, best first.
+    """Words that predict their image's class or recur in its other captions, best first.
 
     Args:
         captions: per image a sequence of caption strings.
@@ -98,28 +107,63 @@ def discover_attribute_words(captions, labels, min_count: int = 10,
         The discovered words, highest score first (ties by word).
     """
     vocabulary: dict[str, int] = {}
-    word_rows, image_labels = [], []
-    for image_captions, label in zip(captions, np.asarray(labels)):
-        for word in {t for caption in image_captions for t in tokenize(caption) if is_word(t)}:
+    word_rows, image_rows, captions_with_word, captions_of_image = [], [], [], []
+    for image, image_captions in enumerate(captions):
+        per_caption = [{t for t in tokenize(caption) if is_word(t)} for caption in image_captions]
+        for word in set().union(*per_caption):
             word_rows.append(vocabulary.setdefault(word, len(vocabulary)))
-            image_labels.append(int(label))
+            image_rows.append(image)
+            captions_with_word.append(sum(word in words for words in per_caption))
+            captions_of_image.append(len(image_captions))
     if not vocabulary:
         return []
+    word_rows = np.array(word_rows)
+    scores = np.maximum(
+        _class_scores(word_rows, np.asarray(labels)[image_rows], len(vocabulary), labels),
+        _image_scores(word_rows, np.array(captions_with_word, np.float64),
+                      np.array(captions_of_image, np.float64), len(vocabulary),
+                      sum(len(c) for c in captions if len(c) >= 2)))
+    n_word = np.bincount(word_rows, minlength=len(vocabulary))
+    words = list(vocabulary)
+    found = [ScoredWord(words[i], float(scores[i]), int(n_word[i])) for i in range(len(words))
+             if n_word[i] >= min_count and scores[i] >= min_score]
+    return sorted(found, key=lambda w: (-w.score, w.word))
+
+
+def _class_scores(word_rows, image_labels, vocabulary_size, labels) -> np.ndarray:
+    """class_score (module docstring) per word; a row is one (word, image whose captions have it)."""
     labels = np.asarray(labels)
     classes = int(labels.max()) + 1
-    counts = np.zeros([len(vocabulary), classes])
-    np.add.at(counts, (np.array(word_rows), np.array(image_labels)), 1.0)
+    counts = np.zeros([vocabulary_size, classes])
+    np.add.at(counts, (word_rows, image_labels), 1.0)
     prior = np.bincount(labels, minlength=classes) / len(labels)
     n_word = counts.sum(axis=1)
     posterior = counts / n_word[:, None]
     present = counts > 0
     ratio = np.where(present, posterior, 1.0) / np.where(present, prior, 1.0)
     information = np.sum(posterior * np.log(ratio), axis=1)
-    scores = information - (present.sum(axis=1) - 1) / (2 * n_word)
-    words = list(vocabulary)
-    found = [ScoredWord(words[i], float(scores[i]), int(n_word[i])) for i in range(len(words))
-             if n_word[i] >= min_count and scores[i] >= min_score]
-    return sorted(found, key=lambda w: (-w.score, w.word))
+    return information - (present.sum(axis=1) - 1) / (2 * n_word)
+
+
+def _image_scores(word_rows, captions_with_word, captions_of_image, vocabulary_size,
+                  total_captions) -> np.ndarray:
+    """image_score (module docstring) per word, from the images with two or more captions.
+
+    For a (word, image) row with m of the image's n captions containing the word, m (m - 1)
+    ordered pairs of its captions both have it, out of m (n - 1) that start at one that has it.
+    Words never in two captions of one image get -inf, and so does every word of a corpus
+    without multi-caption images: no evidence, so the class score decides.
+    """
+    if total_captions == 0:
+        return np.full(vocabulary_size, -np.inf)
+    several = captions_of_image >= 2
+    rows, m, n = word_rows[several], captions_with_word[several], captions_of_image[several]
+    both = np.bincount(rows, m * (m - 1), minlength=vocabulary_size)
+    pairs = np.bincount(rows, m * (n - 1), minlength=vocabulary_size)
+    base = np.bincount(rows, m, minlength=vocabulary_size) / total_captions
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.log(both / pairs / base)
+    return np.where(both > 0, scores, -np.inf)
 
 
 def read_attribute_words(spec: str) -> tuple[str, ...]:
