@@ -12,8 +12,9 @@ from tf_t2i.data.attribute_words import (attribute_words, discover_attribute_wor
                                          read_attribute_words, tokenize)
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import Split
+from tf_t2i.data import synthetic
 from tf_t2i.data.hard_negatives import (attribute_phrases, hard_negative_caption,
-                                        hard_negative_captions)
+                                        hard_negative_captions, phrase_context)
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.data.synthetic import BACKGROUND_NAMES, COLOUR_NAMES, COUNT_NAMES, load_synthetic
 from tf_t2i.errors import UserInputError
@@ -126,15 +127,34 @@ def test_one_attribute_is_replaced_and_none_leaves_the_caption():
     assert hard_negative_caption("a flower with petals", WORDS, rng) == "a flower with petals"
 
 
-def test_negatives_of_the_built_in_captions_differ_exactly_in_swapped_phrases(synthetic_train):
-    words = tuple(w.word for w in discover_attribute_words(synthetic_train.captions[:2000],
-                                                           synthetic_train.labels[:2000]))
+def _values(phrase):
+    """The synthetic dataset's (kind, value) pairs a phrase names, from its synonym tables."""
+    tables = {"colour": synthetic._COLOUR_WORDS, "background": synthetic._BACKGROUND_WORDS,
+              "count": synthetic._COUNT_WORDS}
+    synonyms = sorted(((synonym, kind, value) for kind, table in tables.items()
+                       for value, names in table.items() for synonym in names),
+                      key=lambda entry: -len(entry[0]))
+    values, text = set(), f" {phrase} "
+    for synonym, kind, value in synonyms:  # longest first: "dark green" before "dark"
+        if f" {synonym} " in text:
+            values.add((kind, value))
+            text = text.replace(f" {synonym} ", " ")
+    return values
+
+
+def test_negatives_of_the_built_in_captions_swap_or_replace_what_the_image_shows(
+        synthetic_train):
+    words = tuple(w.word for w in discover_attribute_words(synthetic_train.captions,
+                                                           synthetic_train.labels))
     word_set = frozenset(words)
+    # Replacements learn what is compatible from the whole split, as in training.
     captions = synthetic_train.captions[:300]
-    negatives = hard_negative_captions(captions, words, seed=0)
-    assert hard_negative_captions(captions, words, seed=0) == negatives
-    assert hard_negative_captions(captions, words, seed=1) != negatives
-    swaps = 0
+    negatives = hard_negative_captions(synthetic_train.captions, words, seed=0)[:300]
+    assert hard_negative_captions(captions, words, seed=0) == hard_negative_captions(
+        captions, words, seed=0)
+    assert hard_negative_captions(captions, words, seed=1) != hard_negative_captions(
+        captions, words, seed=0)
+    swaps, replaced = 0, []
     for caption, negative in zip((c for cs in captions for c in cs),
                                  (n for ns in negatives for n in ns)):
         assert negative != caption  # every built-in caption names a colour
@@ -142,15 +162,36 @@ def test_negatives_of_the_built_in_captions_differ_exactly_in_swapped_phrases(sy
         assert [t for t in tokenize(negative) if t not in word_set] == kept
         before = [caption[a:b].lower() for a, b in attribute_phrases(caption, word_set)]
         after = [negative[a:b].lower() for a, b in attribute_phrases(negative, word_set)]
+        moved = [i for i, (x, y) in enumerate(zip(before, after)) if x != y]
         if sorted(before) == sorted(after):  # a swap: two phrases traded places
             swaps += 1
-            moved = [i for i, (x, y) in enumerate(zip(before, after)) if x != y]
             assert len(moved) == 2 and after[moved[0]] == before[moved[1]]
-        else:  # a replacement: one phrase became one attribute word
-            assert len(after) == len(before)
-            moved = [i for i, (x, y) in enumerate(zip(before, after)) if x != y]
-            assert len(moved) == 1 and after[moved[0]] in word_set
-    assert swaps > 0.9 * sum(len(c) for c in captions)
+        else:  # a replacement: one phrase became a phrase naming something else
+            assert len(after) == len(before) and len(moved) == 1
+            old, new = _values(before[moved[0]]), _values(after[moved[0]])
+            assert new and not new <= old, (caption, negative)
+            replaced.append(new)
+    total = sum(len(c) for c in captions)
+    assert 0.6 * total < swaps < 0.9 * total
+    # Replacements reach what swaps with the flower's colours leave free: the background.
+    assert sum(any(kind == "background" for kind, _ in new) for new in replaced) > 0.1 * len(replaced)
+
+
+def test_replacements_follow_the_next_word_and_skip_compatible_phrases():
+    captions = (("red petals on a green background", "crimson petals"),
+                ("blue petals on a grey background", "blue petals"),
+                ("white petals on a black background",))
+    words = ("red", "crimson", "blue", "white", "green", "grey", "black")
+    context = phrase_context(captions, frozenset(words))
+    assert context.by_next_word["petals"] == ("blue", "crimson", "red", "white")
+    assert context.by_next_word["background"] == ("black", "green", "grey")
+    assert context.compatible["red"] == frozenset({"red", "crimson"})
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        negative = hard_negative_caption("red petals", words, rng, context=context,
+                                         image_phrases=frozenset({"red", "green"}))
+        # Not "crimson" (a synonym: one image's captions put both before "petals").
+        assert negative in ("blue petals", "white petals")
 
 
 def _split():
