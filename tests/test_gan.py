@@ -522,3 +522,19 @@ def test_diff_augment_shows_d_translated_images_in_both_steps(encoder, batch, mo
     seen.clear()
     logs = make_gan(encoder).train_step(batch)
     assert seen == [] and float(logs["gradient_penalty"]) == 0.0
+
+
+def test_caption_table_skips_padding_and_keeps_every_rows_embedding(encoder):
+    """The table embeds shortest first on chunks cut to their longest caption: each row is the
+    encoder's embedding of the full padded ids, in the input's order."""
+    gan = make_gan(encoder)
+    rng = np.random.default_rng(0)
+    length = CONFIG.data.caption_length
+    lengths = rng.integers(1, length + 1, size=50)
+    lengths[:2] = (length, 1)
+    ids = rng.integers(1, encoder.vocabulary_size, size=(50, length)).astype(np.int32)
+    ids[np.arange(length)[None, :] >= lengths[:, None]] = 0
+    table = gan.embed_caption_table(ids, chunk_size=8)
+    expected = keras.ops.convert_to_numpy(gan.text_encoder(ids, training=False))
+    assert table.shape == (50, gan.text_encoder.embedding_dim) and table.dtype == np.float32
+    np.testing.assert_allclose(table, expected, atol=1e-5)

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_t2i import diff_augment, losses, replica_ops
+from tf_t2i.models import text_encoder as text_encoder_module
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
                 "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss",
@@ -188,20 +189,30 @@ class TextToImageGAN(keras.Model):
         """Every caption's embedding from the text encoder in inference mode, in chunks: the
         input pipeline's table for a stage in which the text encoder does not train.
 
+        Captions are embedded shortest first, each chunk cut to its longest caption (rounded
+        up to whole max-pool windows), so that the encoder does not run over padding: a
+        caption's embedding does not depend on the padding after it (`TextEncoder`).
+
         Args:
-            caption_ids: int32 [M, T] numpy array.
+            caption_ids: int32 [M, T] numpy array, 0 = padding (right-padded).
 
         Returns:
-            float32 [M, E] numpy array.
+            float32 [M, E] numpy array, row for row with `caption_ids`.
         """
-        @tf.function(input_signature=[tf.TensorSpec([None, caption_ids.shape[1]], tf.int32)])
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
         def embed(chunk):
             return tf.cast(self.text_encoder(chunk, training=False), tf.float32)
 
-        chunks = [embed(caption_ids[start:start + chunk_size]).numpy()
-                  for start in range(0, len(caption_ids), chunk_size)]
-        return np.concatenate(chunks) if chunks else np.zeros(
-            [0, self.text_encoder.embedding_dim], np.float32)
+        full_length = caption_ids.shape[1]
+        window = text_encoder_module.POOL_SIZE ** (len(self.text_encoder.conv_filters) - 1)
+        lengths = np.count_nonzero(caption_ids, axis=1)
+        order = np.argsort(lengths, kind="stable")
+        table = np.zeros([len(caption_ids), self.text_encoder.embedding_dim], np.float32)
+        for start in range(0, len(order), chunk_size):
+            rows = order[start:start + chunk_size]
+            length = min(full_length, max(window, -(-int(lengths[rows].max()) // window) * window))
+            table[rows] = embed(caption_ids[rows, :length]).numpy()
+        return table
 
     def noise(self, batch_size):
         """z ~ N(0, 1) [batch_size, Z] from the tracked seed generator."""
