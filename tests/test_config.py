@@ -71,6 +71,7 @@ def test_validate_rejects_cadences_below_one(override, message):
     ("train.ema_decay=1", "train.ema_decay must be in [0, 1) (0 = off)."),
     ("train.beta_2=1.5", "train.beta_2 must be in [0, 1)."),
     ("train.d_learning_rate=-1e-4", "train.d_learning_rate must be >= 0 (0 = train.learning_rate)."),
+    ("data.hard_negative_swap_share=1.5", "data.hard_negative_swap_share must be in [0, 1]."),
 ])
 def test_validate_rejects_bad_quality_options(override, message):
     with pytest.raises(ValueError) as raised:

@@ -149,7 +149,8 @@ def test_negatives_of_the_built_in_captions_swap_or_replace_what_the_image_shows
     word_set = frozenset(words)
     # Replacements learn what is compatible from the whole split, as in training.
     captions = synthetic_train.captions[:300]
-    negatives = hard_negative_captions(synthetic_train.captions, words, seed=0)[:300]
+    negatives = hard_negative_captions(synthetic_train.captions, words, seed=0,
+                                       swap_share=0.5)[:300]
     assert hard_negative_captions(captions, words, seed=0) == hard_negative_captions(
         captions, words, seed=0)
     assert hard_negative_captions(captions, words, seed=1) != hard_negative_captions(
@@ -172,7 +173,13 @@ def test_negatives_of_the_built_in_captions_swap_or_replace_what_the_image_shows
             assert new and not new <= old, (caption, negative)
             replaced.append(new)
     total = sum(len(c) for c in captions)
-    assert 0.6 * total < swaps < 0.9 * total
+    assert 0.6 * total < swaps < 0.9 * total  # half of those with a swap, and none without
+    # The default: a swap wherever a caption has two attribute phrases.
+    default = hard_negative_captions(synthetic_train.captions, words, seed=0)[:300]
+    assert sum(sorted(attribute_phrases(n.lower(), word_set)) != [] and
+               sorted(n.lower()[a:b] for a, b in attribute_phrases(n.lower(), word_set))
+               == sorted(c.lower()[a:b] for a, b in attribute_phrases(c.lower(), word_set))
+               for cs, ns in zip(captions, default) for c, n in zip(cs, ns)) > 0.95 * total
     # Replacements reach what swaps with the flower's colours leave free: the background.
     assert sum(any(kind == "background" for kind, _ in new) for new in replaced) > 0.1 * len(replaced)
 

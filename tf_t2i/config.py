@@ -51,6 +51,9 @@ class DataConfig:
             this many images.
         attribute_min_score: a discovered attribute word predicts the class by at least this
             many nats (tf_t2i.data.attribute_words).
+        hard_negative_swap_share: of the captions with two or more attribute phrases, the share
+            whose hard negative swaps two of them; the others get a replacement of one phrase
+            (tf_t2i.data.hard_negatives). 1 = swaps wherever a caption has two phrases.
     """
 
     format: str = "synthetic"
@@ -68,6 +71,7 @@ class DataConfig:
     attribute_words: str = ""
     attribute_min_count: int = 10
     attribute_min_score: float = 0.2
+    hard_negative_swap_share: float = 1.0
 
     @property
     def load_size(self) -> int:
@@ -334,6 +338,8 @@ class Config:
             (0.0 <= self.train.hard_negative_wrong_fraction <= 1.0,
              "train.hard_negative_wrong_fraction must be in [0, 1]"),
             (self.data.attribute_min_count >= 1, "data.attribute_min_count must be >= 1"),
+            (0.0 <= self.data.hard_negative_swap_share <= 1.0,
+             "data.hard_negative_swap_share must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:

@@ -4,9 +4,10 @@ For each caption, one negative that differs from it only in attribute words
 (tf_t2i.data.attribute_words):
   * binding swap, when the caption has two attribute phrases of different text: two of them
     trade places ("red petals, blue centre" -> "blue petals, red centre");
-  * replacement, when it has one (or only repeats of one), and for half of the captions with
-    more: one phrase becomes another attribute phrase that the corpus has before the same next
-    word ("on a green background" -> "on a grey background", "red petals" -> "white petals"),
+  * replacement, when it has one (or only repeats of one), and for the share 1 - `swap_share`
+    of the captions with more (by default none): one phrase becomes another attribute phrase
+    that the corpus has before the same next word ("on a green background" -> "on a grey
+    background", "red petals" -> "white petals"),
     or, where it has none, another attribute word. Swaps teach which word goes with which part;
     replacements teach every attribute the caption names, even one (such as a background) that
     a swap with a colour of the flower would leave the model free to ignore. A replacement is
@@ -20,7 +21,7 @@ that a swap never just reorders the words of one phrase ("red cherry"), which wo
 the same image. Everything else of the caption (case, spacing, punctuation) is kept.
 
 The choices are drawn from numpy's generator seeded with `seed`, caption by caption in the
-split's order: the negatives are a pure function of (captions, words, seed).
+split's order: the negatives are a pure function of (captions, words, seed, swap_share).
 
 Reference: Yuksekgonul et al. 2023, "When and why vision-language models behave like
 bags-of-words" (NegCLIP: hard negatives by swapping words of the caption).
@@ -35,9 +36,6 @@ from tf_t2i.data.attribute_words import token_spans
 
 # Mixed into the data seed, so the negatives' draws are not any other use's of the same seed.
 _SEED_TAG = 0x4E4547
-# Share of the captions with two or more attribute phrases whose negative is a swap; the others
-# get a replacement.
-SWAP_SHARE = 0.5
 
 
 def attribute_phrases(caption: str, words) -> list[tuple[int, int]]:
@@ -109,7 +107,7 @@ def _context(phrases_per_image) -> PhraseContext:
 
 def hard_negative_caption(caption: str, words: tuple[str, ...], rng: np.random.Generator,
                           word_set=None, context: PhraseContext | None = None,
-                          image_phrases=frozenset()) -> str:
+                          image_phrases=frozenset(), swap_share: float = 1.0) -> str:
     """One hard negative of `caption` (module docstring): a swap, a replacement, or itself.
 
     Args:
@@ -121,19 +119,22 @@ def hard_negative_caption(caption: str, words: tuple[str, ...], rng: np.random.G
             of different text gets a swap, the others any other word of `words`.
         image_phrases: the attribute phrases of all captions of the caption's image, which a
             replacement never is.
+        swap_share: the chance that a caption with two attribute phrases of different text
+            gets a swap rather than a replacement (with a `context`).
     """
     word_set = frozenset(words) if word_set is None else word_set
-    return _negative(caption, _phrases(caption, word_set), words, rng, context, image_phrases)
+    return _negative(caption, _phrases(caption, word_set), words, rng, context, image_phrases,
+                     swap_share)
 
 
-def _negative(caption, phrases, words, rng, context, image_phrases) -> str:
+def _negative(caption, phrases, words, rng, context, image_phrases, swap_share) -> str:
     """`hard_negative_caption` given the caption's `_phrases`."""
     if not phrases:
         return caption
     texts = [phrase.text for phrase in phrases]
     pairs = [(i, j) for i in range(len(phrases)) for j in range(i + 1, len(phrases))
              if texts[i] != texts[j]]
-    if not pairs or (context is not None and rng.random() >= SWAP_SHARE):
+    if not pairs or (context is not None and swap_share < 1 and rng.random() >= swap_share):
         chosen = phrases[rng.integers(len(phrases))]
         replacement = _replacement(chosen, words, context, image_phrases, rng, pairs)
         if replacement is not None:
@@ -161,14 +162,16 @@ def _replacement(phrase, words, context, image_phrases, rng, pairs):
     return candidates[rng.integers(len(candidates))] if candidates else None
 
 
-def hard_negative_captions(captions, words: tuple[str, ...],
-                           seed: int) -> tuple[tuple[str, ...], ...]:
+def hard_negative_captions(captions, words: tuple[str, ...], seed: int,
+                           swap_share: float = 1.0) -> tuple[tuple[str, ...], ...]:
     """A hard negative for every caption of a split, in the same layout.
 
     Args:
         captions: per image a sequence of caption strings (`Split.captions`).
         words: the attribute words.
         seed: the data seed.
+        swap_share: of the captions with two attribute phrases, the share that get a swap
+            (`data.hard_negative_swap_share`); the others get a replacement.
 
     Returns:
         Per image a tuple of negatives, row for row with `captions`.
@@ -180,6 +183,6 @@ def hard_negative_captions(captions, words: tuple[str, ...],
     negatives = []
     for image_captions, image_phrases in zip(captions, phrases):
         texts = frozenset(p.text for caption_phrases in image_phrases for p in caption_phrases)
-        negatives.append(tuple(_negative(c, p, words, rng, context, texts)
+        negatives.append(tuple(_negative(c, p, words, rng, context, texts, swap_share)
                                for c, p in zip(image_captions, image_phrases)))
     return tuple(negatives)

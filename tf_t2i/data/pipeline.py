@@ -202,7 +202,8 @@ def make_train_dataset(split: Split, config: DataConfig, encoder: CaptionEncoder
     # Caption tables gathered alike: the captions, then (optionally) their hard negatives.
     caption_tables = (caption_ids,)
     if attribute_words is not None:
-        negatives = hard_negative_captions(split.captions, attribute_words, config.seed)
+        negatives = hard_negative_captions(split.captions, attribute_words, config.seed,
+                                           config.hard_negative_swap_share)
         caption_tables += (tf.constant(encode_split_captions(
             dataclasses.replace(split, captions=negatives), encoder)[0]),)
     table_names = ("captions", "hard_negative_captions")
