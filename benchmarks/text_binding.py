@@ -116,7 +116,7 @@ def _embed(run, captions, chunk=1024):
 
 
 def _probe(features, labels, classes):
-    """Held-out accuracy of a ridge least-squares linear probe (two thirds fit, one third scored)."""
+    """Held-out accuracy of a ridge least-squares linear probe (fit on 2/3, scored on 1/3)."""
     import numpy as np
 
     order = np.random.default_rng(1).permutation(len(features))

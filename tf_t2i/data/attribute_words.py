@@ -13,14 +13,14 @@ in nats. class_score is over the images whose captions contain w (n_w of them): 
 information one occurrence of w gives about the class, ~0 for words every class uses alike
 ("a", "with", "petals"), up to log(classes) for a word only one class uses, less the
 Miller-Madow correction of the upward bias a rare word seen in few classes by chance has.
-image_score is the pointwise mutual information of w's occurrences in two captions of one image
-(over the images with two or more captions; without such images class_score decides alone): ~0 for words that come with a
-sentence template ("surrounded", "backdrop"), which the annotator of each caption picks anew,
-and log(2) or more for words the image dictates ("green" of a green background, in the built-in
-dataset 1.4). Words below a frequency floor, non-alphanumeric tokens and a fixed list of English
-function words are never discovered ("an" predicts "orange" and "ivory" in the built-in dataset,
-but swapping it makes no attribute negative). A user list (`data.attribute_words`) is added to
-what is discovered.
+image_score is the pointwise mutual information of w's occurrences in two captions of one image,
+over the images with two or more captions (without such images, class_score decides alone):
+~0 for words that come with a sentence template ("surrounded", "backdrop"), which the annotator
+of each caption picks anew, and log(2) or more for words the image dictates ("green" of a green
+background, in the built-in dataset 1.4). Words below a frequency floor, non-alphanumeric
+tokens and a fixed list of English function words are never discovered ("an" predicts "orange"
+and "ivory" in the built-in dataset, but swapping it makes no attribute negative). A user list
+(`data.attribute_words`) is added to what is discovered.
 
 Tokens are nltk's `wordpunct_tokenize` (a regular expression: it needs no downloaded data),
 lower-cased. Multi-word attributes ("sky blue") are not discovered as phrases: their words are
@@ -131,7 +131,7 @@ def discover_attribute_words(captions, labels, min_count: int = 10,
 
 
 def _class_scores(word_rows, image_labels, vocabulary_size, labels) -> np.ndarray:
-    """class_score (module docstring) per word; a row is one (word, image whose captions have it)."""
+    """class_score (module docstring) per word; a row is a (word, image whose captions hold it)."""
     labels = np.asarray(labels)
     classes = int(labels.max()) + 1
     counts = np.zeros([vocabulary_size, classes])

@@ -86,7 +86,8 @@ class PhraseContext:
 
 def phrase_context(captions, word_set) -> PhraseContext:
     """The `PhraseContext` of a corpus: per image a sequence of caption strings."""
-    return _context([[_phrases(c, word_set) for c in image_captions] for image_captions in captions])
+    return _context([[_phrases(c, word_set) for c in image_captions]
+                     for image_captions in captions])
 
 
 def _context(phrases_per_image) -> PhraseContext:
