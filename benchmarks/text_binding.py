@@ -27,7 +27,11 @@ import os
 import re
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tf_t2i.data import synthetic  # noqa: E402  (numpy only: --help stays fast)
 
 
 def main(argv=None) -> None:
@@ -43,9 +47,6 @@ def main(argv=None) -> None:
 
 def report(run_dir: str, num_captions: int = 3000, seed: int = 0) -> list[str]:
     """The printed lines (module docstring)."""
-    import numpy as np
-
-    from tf_t2i.data.synthetic import load_synthetic
     from tf_t2i.errors import UserInputError
     from tf_t2i.runs import load_run
 
@@ -54,12 +55,13 @@ def report(run_dir: str, num_captions: int = 3000, seed: int = 0) -> list[str]:
     if data.format != "synthetic":
         raise UserInputError(f"{run_dir}: text_binding needs a run on the built-in synthetic "
                              f"dataset; this run used data.format={data.format}.")
-    dataset = load_synthetic(image_size=data.image_size,
+    dataset = synthetic.load_synthetic(image_size=data.image_size,
                              images_per_class=data.synthetic_images_per_class, seed=data.seed)
     rng = np.random.default_rng(seed)
     captions, attributes = _flat(dataset.train)
     embeddings = _embed(run, captions)
-    pair_ids = attributes[:, 0] * 7 + attributes[:, 1]
+    colours = len(synthetic.COLOUR_NAMES)
+    pair_ids = attributes[:, 0] * colours + attributes[:, 1]
     pairs = np.unique(pair_ids)
     centroids = _normalized(np.stack([embeddings[pair_ids == p].mean(0) for p in pairs]))
     lines = [f"run: {os.path.abspath(run_dir)}"]
@@ -73,11 +75,11 @@ def report(run_dir: str, num_captions: int = 3000, seed: int = 0) -> list[str]:
         nearest = pairs[(_embed(run, [split_captions[i] for i in chosen]) @ centroids.T)
                         .argmax(axis=1)]
         petal, centre = split_attributes[chosen, 0], split_attributes[chosen, 1]
-        petal_right, centre_right = nearest // 7 == petal, nearest % 7 == centre
+        petal_right, centre_right = nearest // colours == petal, nearest % colours == centre
         both = f" both {np.mean(petal_right & centre_right):.3f}" if split is dataset.train else ""
         lines.append(f"{name}: n={len(chosen)} nearest train pair: petal "
                      f"{petal_right.mean():.3f} centre {centre_right.mean():.3f}{both} swapped "
-                     f"{np.mean(nearest == centre * 7 + petal):.3f}")
+                     f"{np.mean(nearest == centre * colours + petal):.3f}")
     names_background = np.array([_names(c, a)[3] for c, a in zip(captions, attributes)])
     lines.append(f"background, text probe: "
                  f"{_probe(embeddings[names_background], attributes[names_background, 3], 4):.3f}"
@@ -88,8 +90,6 @@ def report(run_dir: str, num_captions: int = 3000, seed: int = 0) -> list[str]:
 
 def _flat(split):
     """(captions, attributes [M, 4]) with one row per caption of `split`."""
-    import numpy as np
-
     counts = [len(c) for c in split.captions]
     return ([c for image in split.captions for c in image],
             np.repeat(split.attributes, counts, axis=0))
@@ -102,23 +102,17 @@ def _names(caption, attributes):
 
 
 def _normalized(values):
-    import numpy as np
-
     return values / np.linalg.norm(values, axis=1, keepdims=True)
 
 
 def _embed(run, captions, chunk=1024):
     """float32 [M, E] unit-norm embeddings of `captions` by the run's text encoder."""
-    import numpy as np
-
     ids = run.encoder.encode(captions).numpy()
     return _normalized(run.gan.embed_caption_table(ids, chunk_size=chunk).astype(np.float64))
 
 
 def _probe(features, labels, classes):
     """Held-out accuracy of a ridge least-squares linear probe (fit on 2/3, scored on 1/3)."""
-    import numpy as np
-
     order = np.random.default_rng(1).permutation(len(features))
     fit, held_out = order[: len(order) * 2 // 3], order[len(order) * 2 // 3:]
     inputs = np.c_[features, np.ones(len(features))]
@@ -131,16 +125,13 @@ def _probe(features, labels, classes):
 def _discriminator_check(run, split, rng, images=512) -> str:
     """D's mean sigmoid score on real images with their background-naming caption, the same
     caption with another background, and another image's caption."""
-    import numpy as np
     import tensorflow as tf
 
-    from tf_t2i.data import synthetic
     from tf_t2i.gan import conditioning_vector
 
     chosen, right, other_background = [], [], []
     for index in rng.permutation(len(split.captions)):
-        found = _background_swapped(split.captions[index], split.attributes[index], rng,
-                                    synthetic)
+        found = _background_swapped(split.captions[index], split.attributes[index], rng)
         if found:
             chosen.append(index)
             right.append(found[0])
@@ -162,10 +153,12 @@ def _discriminator_check(run, split, rng, images=512) -> str:
             f"{score(right[1:] + right[:1]):.3f} (n={len(chosen)})")
 
 
-def _background_swapped(captions, attributes, rng, synthetic):
+def _background_swapped(captions, attributes, rng):
     """(a caption of the image naming its background, the same caption naming another), or None."""
     names = synthetic._BACKGROUND_WORDS[synthetic.BACKGROUND_NAMES[attributes[3]]]
-    other = synthetic.BACKGROUND_NAMES[(attributes[3] + 1 + rng.integers(3)) % 4]
+    backgrounds = len(synthetic.BACKGROUND_NAMES)
+    other = synthetic.BACKGROUND_NAMES[(attributes[3] + 1 + rng.integers(backgrounds - 1))
+                                       % backgrounds]
     for caption in captions:
         for name in sorted(names, key=len, reverse=True):
             match = re.search(rf"\b{re.escape(name)}\b(?= (background|backdrop|ground))",

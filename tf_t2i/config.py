@@ -49,8 +49,9 @@ class DataConfig:
             word per line; "" = discovered ones only (tf_t2i.data.attribute_words).
         attribute_min_count: a discovered attribute word occurs in the captions of at least
             this many images.
-        attribute_min_score: a discovered attribute word predicts the class by at least this
-            many nats (tf_t2i.data.attribute_words).
+        attribute_min_score: a discovered attribute word scores at least this many nats: the
+            information it gives about the class, or the mutual information of its occurrences
+            in two captions of one image (tf_t2i.data.attribute_words).
         hard_negative_swap_share: of the captions with two or more attribute phrases, the share
             whose hard negative swaps two of them; the others get a replacement of one phrase
             (tf_t2i.data.hard_negatives). 1 = swaps wherever a caption has two phrases.
