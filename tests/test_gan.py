@@ -192,6 +192,50 @@ def test_train_step_runs_the_three_phases_once(encoder, batch):
     assert not np.array_equal(noise_state, gan.seed_generator.state.numpy())
 
 
+@pytest.mark.parametrize("shared_fakes", [False, True])
+def test_shared_fakes_show_d_the_g_steps_fakes_and_draw_once(encoder, batch, monkeypatch,
+                                                             shared_fakes):
+    """`train.shared_fakes`: G runs forward once per step and D trains on the first N rows of
+    that pass (the batch's texts), as constants; off, the D step draws fakes of its own."""
+    gan = make_gan(encoder, mode_seeking_weight=1.0, shared_fakes=shared_fakes)
+    before = snapshot(gan)
+    generator_class, seen = type(gan.generator), {"generator_calls": 0}
+    original_call, original_draw = generator_class.call, gan._draw_fakes
+    original_discriminator_step = gan._discriminator_step
+
+    def counting_call(self, *args, **kwargs):
+        seen["generator_calls"] += self is gan.generator
+        return original_call(self, *args, **kwargs)
+
+    def draw_spy(embeddings):
+        seen["drawn"] = original_draw(embeddings)
+        return seen["drawn"]
+
+    def discriminator_spy(images, embeddings, wrong_embeddings, fake_images=None, **options):
+        seen["fake_images"] = fake_images
+        return original_discriminator_step(images, embeddings, wrong_embeddings,
+                                           fake_images=fake_images, **options)
+
+    monkeypatch.setattr(generator_class, "call", counting_call)
+    monkeypatch.setattr(gan, "_draw_fakes", draw_spy)
+    monkeypatch.setattr(gan, "_discriminator_step", discriminator_spy)
+    logs = gan.train_step(batch)
+    rows = batch["images"].shape[0]
+    # The batch's texts, their interpolations and the mode-seeking twins in one pass.
+    assert seen["drawn"].fake_images.shape[0] == 2 * rows
+    assert seen["generator_calls"] == (1 if shared_fakes else 2)
+    if shared_fakes:
+        np.testing.assert_array_equal(seen["fake_images"].numpy(),
+                                      seen["drawn"].fake_images[:rows].numpy())
+    else:
+        assert seen["fake_images"] is None
+    assert all(np.isfinite(float(value)) for value in logs.values())
+    diff = changed(before, snapshot(gan))
+    for model in ("discriminator", "generator"):
+        moved, total = diff[f"{model}.trainable"]
+        assert moved == total, f"{model}: only {moved} of {total} weights moved"
+
+
 def test_discriminator_sees_wrong_text_of_another_class(encoder, batch, monkeypatch):
     """GAN-CLS: D's {real image, wrong text} pairs use the captions of another-class example."""
     gan = make_gan(encoder)
@@ -199,10 +243,10 @@ def test_discriminator_sees_wrong_text_of_another_class(encoder, batch, monkeypa
     seen = {}
     original = gan._discriminator_step
 
-    def spy(images, embeddings, wrong_embeddings):
+    def spy(images, embeddings, wrong_embeddings, **options):
         seen.update(images=images.numpy(), embeddings=embeddings.numpy(),
                     wrong=wrong_embeddings.numpy())
-        return original(images, embeddings, wrong_embeddings)
+        return original(images, embeddings, wrong_embeddings, **options)
 
     monkeypatch.setattr(gan, "_discriminator_step", spy)
     gan.train_step(batch)

@@ -86,9 +86,9 @@ def test_off_the_train_step_ignores_the_negatives(encoder, batch, monkeypatch):
         seen["negatives"] = hard_negative_captions
         return encoder_step(images, captions, labels, hard_negative_captions)
 
-    def discriminator_spy(images, embeddings, wrong_embeddings):
+    def discriminator_spy(images, embeddings, wrong_embeddings, **options):
         seen.update(right=embeddings.numpy(), wrong=wrong_embeddings.numpy())
-        return discriminator_step(images, embeddings, wrong_embeddings)
+        return discriminator_step(images, embeddings, wrong_embeddings, **options)
 
     monkeypatch.setattr(gan, "_encoder_step", encoder_spy)
     monkeypatch.setattr(gan, "_discriminator_step", discriminator_spy)
@@ -128,9 +128,9 @@ def test_a_fraction_of_wrong_texts_are_the_images_own_negatives(encoder, batch, 
     seen = {}
     original = gan._discriminator_step
 
-    def spy(images, embeddings, wrong_embeddings):
+    def spy(images, embeddings, wrong_embeddings, **options):
         seen["wrong"] = wrong_embeddings.numpy()
-        return original(images, embeddings, wrong_embeddings)
+        return original(images, embeddings, wrong_embeddings, **options)
 
     monkeypatch.setattr(gan, "_discriminator_step", spy)
     logs = gan.train_step(batch)
@@ -147,12 +147,60 @@ def test_examples_without_a_negative_keep_their_wrong_text(encoder, batch, monke
     no_negatives = dict(batch, hard_negative_captions=batch["captions"])
     seen = {}
     monkeypatch.setattr(gan, "_discriminator_step",
-                        lambda images, embeddings, wrong: seen.update(
+                        lambda images, embeddings, wrong, **options: seen.update(
                             right=embeddings.numpy(), wrong=wrong.numpy()))
-    monkeypatch.setattr(gan, "_generator_step", lambda embeddings, images=None: None)
+    monkeypatch.setattr(gan, "_generator_step", lambda embeddings, images=None, drawn=None: None)
     gan.train_step(no_negatives)
     np.testing.assert_array_equal(seen["wrong"], seen["right"][batch["wrong_indices"].numpy()])
     assert float(gan.trackers["hard_negative_loss"].result()) == 0.0
+
+
+def test_the_check_scores_one_caption_and_its_negative(encoder, batch, monkeypatch):
+    """`train.hard_negative_check_weight`: D's loss adds, weighted, the check of each real
+    image with the first of its captions whose negative differs, and with that negative, each
+    embedded alone; from caption ids or the pipeline's table alike."""
+    gan = make_gan(encoder, hard_negative_check_weight=3.0)
+    captions, negatives = batch["captions"].numpy(), batch["hard_negative_captions"].numpy()
+    differs = np.any(captions != negatives, axis=2)
+    chosen = np.argmax(differs, axis=1)
+    rows = np.arange(len(chosen))
+
+    def alone(ids):
+        return gan_module.conditioning_vector(gan.text_encoder(ids, training=False)[:, None])
+
+    right, negative = alone(captions[rows, chosen]), alone(negatives[rows, chosen])
+    texts = gan._check_texts(batch)
+    np.testing.assert_allclose(texts[0], right, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(texts[1], negative, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(texts[2], differs.any(axis=1))
+    table = {"caption_embeddings": _each_caption(gan, captions),
+             "hard_negative_embeddings": _each_caption(gan, negatives),
+             "hard_negative_differs": differs}
+    for from_table, from_ids in zip(gan._check_texts(table), texts):
+        np.testing.assert_allclose(from_table, from_ids, rtol=1e-5, atol=1e-6)
+    # The D step's loss: GAN-CLS's plus 3 x the check, by D's scores before its update.
+    images = batch["images"]
+    embeddings = gan.embed_captions(batch["captions"], training=False)
+    wrong = tf.gather(embeddings, batch["wrong_indices"])
+    fakes = gan.generator((gan.noise(len(chosen)), embeddings), training=True)
+    features = gan.discriminator.features(images, training=True)
+    expected_check = losses.hard_negative_check_loss(
+        gan.discriminator.score(features, right, training=True),
+        gan.discriminator.score(features, negative, training=True), differs.any(axis=1))
+    captured = []
+    monkeypatch.setattr(gan_module, "_apply", lambda optimizer, tape, loss, variables:
+                        captured.append(float(loss)))
+    gan._discriminator_step(images, embeddings, wrong, fake_images=fakes, check_texts=texts)
+    d_loss = float(gan.trackers["d_loss"].result())
+    check = float(gan.trackers["hard_negative_check_loss"].result())
+    assert check == pytest.approx(float(expected_check), rel=1e-4) and check > 0
+    assert captured == [pytest.approx(d_loss + 3.0 * check, rel=1e-5)]
+
+
+def _each_caption(gan, ids):
+    """[N, k, E] every caption's embedding, as the pipeline's table holds them."""
+    flat = gan.text_encoder(ids.reshape(-1, ids.shape[-1]), training=False)
+    return tf.reshape(flat, (*ids.shape[:2], -1))
 
 
 @pytest.mark.parametrize("rows, fraction, expected", [

@@ -154,6 +154,20 @@ def test_hard_negative_loss_by_hand():
         pytest.approx((0.0 + 1.5) / 3, abs=1e-6))
 
 
+def test_hard_negative_check_loss_by_hand():
+    # Logit 0 costs log 2 either way; logit 2 right costs log(1 + e^-2), logit -1 negative
+    # log(1 + e^-1). The third example has no negative: 0, but it still divides.
+    right = np.array([0.0, 2.0, 5.0], np.float32)
+    negative = np.array([0.0, -1.0, 5.0], np.float32)
+    valid = np.array([1.0, 1.0, 0.0], np.float32)
+    by_hand = (2 * np.log(2.0) + np.log1p(np.exp(-2.0)) + np.log1p(np.exp(-1.0))) / 2 / 3
+    assert _value(losses.hard_negative_check_loss(right, negative, valid)) == pytest.approx(
+        by_hand, rel=1e-6)
+    # Hinge: relu(1 - right) + relu(1 + negative) = 2 and 0 + 0.
+    assert _value(losses.hard_negative_check_loss(right, negative, valid > 0, "hinge")) == (
+        pytest.approx((2.0 + 0.0) / 2 / 3, abs=1e-6))
+
+
 def test_style_loss():
     z = np.array([[1.0, 2.0], [0.0, 0.0]], np.float32)
     reconstructed = np.array([[0.0, 0.0], [1.0, 1.0]], np.float32)

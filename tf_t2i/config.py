@@ -164,6 +164,10 @@ class TrainConfig:
             replaced (tf_t2i.data.hard_negatives) is one more negative text, with the margin.
         hard_negative_wrong_fraction: this fraction of D's {real image, wrong text} examples
             use the image's hard negative caption as the wrong text (0 = off, Reed's design).
+        hard_negative_check_weight: weight of a term in D's loss (not in Reed's design; 0 =
+            off): each real image with one of its captions is real, with that caption's hard
+            negative wrong, single captions rather than the mean of k, so that a negative that
+            replaces one attribute (`data.hard_negative_swap_share` < 1) teaches D to check it.
         latent_regression_weight: weight of BicycleGAN's cLR term mean |z - S(G(z, t))| (L1) in
             the GAN stage, updating G and the style encoder S (not in Reed's design; 0 = off).
         reconstruction_weight: weight of the L1 reconstruction mean |x - G(S(x), phi(t_x))| of
@@ -178,6 +182,9 @@ class TrainConfig:
         freeze_encoders: the encoders stop training when the GAN stage starts (Reed: phi is
             pretrained and fixed), which also saves their backward pass; needs a warm-up.
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
+        shared_fakes: D's step trains on the fakes G draws for its own step, so that G runs
+            forward once per step, as PyTorch's DCGAN example does (not Reed's code, whose D
+            step draws fakes of its own: one more G forward pass per step).
         precision: Keras dtype policy: "auto" (resolved once at start-up: mixed_bfloat16 where
             the CPU or GPU has native bfloat16, else float32; see `tf_t2i.precision`), "float32",
             "mixed_bfloat16" or "mixed_float16" (with loss scaling).
@@ -225,6 +232,7 @@ class TrainConfig:
     d_learning_rate: float = 0.0
     hard_negative_weight: float = 0.0
     hard_negative_wrong_fraction: float = 0.0
+    hard_negative_check_weight: float = 0.0
     latent_regression_weight: float = 0.0
     reconstruction_weight: float = 0.0
     style_prior_weight: float = 0.0
@@ -232,6 +240,7 @@ class TrainConfig:
     encoder_learning_rate: float = 0.0
     freeze_encoders: bool = False
     style_steps: int = 0
+    shared_fakes: bool = False
     precision: str = "auto"
     jit_compile: bool = False
     steps_per_execution: int = 10
@@ -250,7 +259,8 @@ class TrainConfig:
     @property
     def hard_negatives(self) -> bool:
         """Whether a train step needs the batches' hard negative captions."""
-        return self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
+        return (self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
+                or self.hard_negative_check_weight > 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,6 +348,8 @@ class Config:
             (self.train.hard_negative_weight >= 0.0, "train.hard_negative_weight must be >= 0"),
             (0.0 <= self.train.hard_negative_wrong_fraction <= 1.0,
              "train.hard_negative_wrong_fraction must be in [0, 1]"),
+            (self.train.hard_negative_check_weight >= 0.0,
+             "train.hard_negative_check_weight must be >= 0"),
             (self.data.attribute_min_count >= 1, "data.attribute_min_count must be >= 1"),
             (0.0 <= self.data.hard_negative_swap_share <= 1.0,
              "data.hard_negative_swap_share must be in [0, 1]"),

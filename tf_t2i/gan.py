@@ -4,6 +4,8 @@ Reference: Reed et al. 2016, Algorithm 1 (GAN-CLS) and section 4.3 (GAN-INT).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -13,6 +15,7 @@ from tf_t2i.models import text_encoder as text_encoder_module
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
                 "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss",
+                "hard_negative_check_loss",
                 "latent_regression_loss", "reconstruction_loss", "style_prior_loss")
 STYLE_METRIC_NAMES = ("style_loss",)
 ENCODER_METRIC_NAMES = ("matching_loss", "hard_negative_loss")
@@ -90,6 +93,13 @@ class TextToImageGAN(keras.Model):
         train_encoders: whether the GAN stage keeps training the encoders with the matching
             loss (True) or only embeds the captions with them (False: Reed's pretrained, fixed
             phi; `encoder_step` trains them beforehand).
+        shared_fakes: the D step trains on the G step's fakes of the batch's texts, so that G
+            draws once per step (as PyTorch's DCGAN example does); False: the D step draws
+            fakes of its own with fresh noise (Reed's code), one more G forward pass per step.
+        hard_negative_check_weight: weight of a term in D's loss that scores each real image
+            with one of its captions (real) and that caption's hard negative (wrong), single
+            captions rather than the mean of k (`_check_texts`; not in Reed's design); 0 turns
+            it off. Needs batches with hard negatives, as the options above.
     """
 
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
@@ -101,7 +111,7 @@ class TextToImageGAN(keras.Model):
                  gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
                  ema_generator=None, ema_decay=0.0, latent_regression_weight=0.0,
                  reconstruction_weight=0.0, style_prior_weight=0.0, train_encoders=True,
-                 **kwargs):
+                 shared_fakes=False, hard_negative_check_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -121,6 +131,8 @@ class TextToImageGAN(keras.Model):
         self.reconstruction_weight = reconstruction_weight
         self.style_prior_weight = style_prior_weight
         self.train_encoders = train_encoders
+        self.shared_fakes = shared_fakes
+        self.hard_negative_check_weight = hard_negative_check_weight
         self.seed = seed
         self.gan_loss = gan_loss
         self._d_loss, self._g_loss, self._interp_loss = losses.GAN_LOSSES[gan_loss]
@@ -243,8 +255,12 @@ class TextToImageGAN(keras.Model):
         if self.hard_negative_wrong_fraction > 0:
             wrong_embeddings = self._with_hard_wrong_texts(
                 wrong_embeddings, negative_embeddings, has_negative)
-        self._discriminator_step(data["images"], embeddings, wrong_embeddings)
-        self._generator_step(embeddings, data["images"])
+        drawn = self._draw_fakes(embeddings) if self.shared_fakes else None
+        self._discriminator_step(
+            data["images"], embeddings, wrong_embeddings,
+            fake_images=None if drawn is None else drawn.batch_fakes(),
+            check_texts=self._check_texts(data) if self.hard_negative_check_weight > 0 else None)
+        self._generator_step(embeddings, data["images"], drawn=drawn)
         self._update_ema()
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
@@ -355,9 +371,16 @@ class TextToImageGAN(keras.Model):
             rows)
         return tf.where((chosen & has_negative)[:, None], negative_embeddings, wrong_embeddings)
 
-    def _discriminator_step(self, images, embeddings, wrong_embeddings):
-        """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9)."""
-        fake_images = self.generator((self.noise(_rows(images)), embeddings), training=True)
+    def _discriminator_step(self, images, embeddings, wrong_embeddings, fake_images=None,
+                            check_texts=None):
+        """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9).
+
+        `fake_images` [N, S, S, 3] are G(z, right text) of the G step (`shared_fakes`); None
+        draws them here, with noise of their own, as Reed's code does. `check_texts`
+        (`_check_texts`) add the hard negative check, weighted; None leaves it out.
+        """
+        if fake_images is None:
+            fake_images = self.generator((self.noise(_rows(images)), embeddings), training=True)
         images, fake_images = self._augmented(images), self._augmented(fake_images)
         with tf.GradientTape() as tape:
             # The real images' features serve the right and the wrong text alike.
@@ -366,13 +389,50 @@ class TextToImageGAN(keras.Model):
                                                     training=True)
             fake_logits = self.discriminator((fake_images, embeddings), training=True)
             loss = self._d_loss(real_logits, wrong_logits, fake_logits, cls_weight=self.cls_weight)
-            scaled_loss = _scaled(self.d_optimizer, loss + self.gradient_penalty_weight * penalty)
+            check_loss = (self._hard_negative_check(real_features, *check_texts)
+                          if check_texts is not None else tf.constant(0.0))
+            scaled_loss = _scaled(self.d_optimizer,
+                                  loss + self.gradient_penalty_weight * penalty
+                                  + self.hard_negative_check_weight * check_loss)
         _apply(self.d_optimizer, tape, scaled_loss, self.discriminator.trainable_variables)
         self.trackers["d_loss"].update_state(loss)
         self.trackers["d_real"].update_state(tf.sigmoid(real_logits))
         self.trackers["d_wrong"].update_state(tf.sigmoid(wrong_logits))
         self.trackers["d_fake"].update_state(tf.sigmoid(fake_logits))
         self.trackers["gradient_penalty"].update_state(penalty)
+        self.trackers["hard_negative_check_loss"].update_state(check_loss)
+
+    def _hard_negative_check(self, real_features, right, negative, valid):
+        """`losses.hard_negative_check_loss` of D's scores of the real images' features with
+        single captions `right` and their hard negatives `negative` ([N, E] each)."""
+        return losses.hard_negative_check_loss(
+            self.discriminator.score(real_features, right, training=True),
+            self.discriminator.score(real_features, negative, training=True), valid,
+            self.gan_loss)
+
+    def _check_texts(self, data):
+        """The texts of the hard negative check: (right [N, E], negative [N, E], valid [N]).
+
+        Of each example, the first of its k captions whose hard negative differs from it, and
+        that negative, each embedded alone, as G is conditioned on one caption when it draws
+        for a user: one caption's negative changes what it names fully, where in the mean of k
+        captions a replaced background is one caption's share. `valid`: whether the example
+        has such a caption. From the pipeline's table, or by the text encoder in inference mode.
+        """
+        if "caption_embeddings" in data:
+            differs = data["hard_negative_differs"]
+            captions, negatives = data["caption_embeddings"], data["hard_negative_embeddings"]
+        else:
+            captions, negatives = data["captions"], data["hard_negative_captions"]
+            differs = tf.reduce_any(tf.not_equal(captions, negatives), axis=2)
+        chosen = tf.argmax(tf.cast(differs, tf.int32), axis=1, output_type=tf.int32)
+        right, negative = (tf.gather(values, chosen, batch_dims=1)
+                           for values in (captions, negatives))
+        if "caption_embeddings" not in data:
+            right, negative = (tf.stop_gradient(self.text_encoder(ids, training=False))
+                               for ids in (right, negative))
+        return (conditioning_vector(right[:, None]), conditioning_vector(negative[:, None]),
+                tf.reduce_any(differs, axis=1))
 
     def _real_scores(self, images, embeddings):
         """D on real images with their texts: (features, logits [N], MA-GP or 0 when off).
@@ -453,7 +513,7 @@ class TextToImageGAN(keras.Model):
 
         tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy())
 
-    def _generator_step(self, embeddings, images=None):
+    def _generator_step(self, embeddings, images=None, drawn=None):
         """Fool D on the batch's texts and, for GAN-INT, on interpolated ones (section 4.3).
 
         Like Reed's code, the interpolated embeddings extend G's batch by half: they mix
@@ -462,6 +522,38 @@ class TextToImageGAN(keras.Model):
         ("twins"), which enter only the mode-seeking term. Batches are shuffled, so adjacent
         pairs are as random as Reed's halves, and they never cross a replica's slice.
         `images` (the real batch) are needed only with a reconstruction weight (`_style_terms`).
+        `drawn`: G's forward pass of this step (`_draw_fakes`), already shown to D; None draws
+        it here.
+        """
+        drawn = self._draw_fakes(embeddings) if drawn is None else drawn
+        batch_size, scored = drawn.batch_size, _rows(drawn.conditioning)
+        fake_images, noise = drawn.fake_images, drawn.noise
+        with drawn.tape:
+            seen = self._augmented_blocks(fake_images, (batch_size, scored - batch_size))
+            fake_logits = self.discriminator((seen, drawn.conditioning), training=True)
+            g_loss = self._g_loss(fake_logits[:batch_size])
+            interp_loss = (self._interp_loss(fake_logits[batch_size:])
+                           if self.interp_weight > 0 else tf.constant(0.0))
+            mode_seeking_loss = (losses.mode_seeking_loss(
+                fake_images[:batch_size:2], fake_images[scored:], noise[:batch_size:2],
+                drawn.twin_noise, sum_over_replicas=replica_ops.sum_over_replicas)
+                if self.mode_seeking_weight > 0 else tf.constant(0.0))
+            loss = (g_loss + self.interp_weight * interp_loss
+                    + self.mode_seeking_weight * mode_seeking_loss
+                    + self._style_terms(noise[:batch_size], fake_images[:batch_size], images,
+                                        embeddings))
+            scaled_loss = _scaled(self.g_optimizer, loss)
+        self._apply_generator(drawn.tape, scaled_loss)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["interp_loss"].update_state(interp_loss)
+        self.trackers["mode_seeking_loss"].update_state(mode_seeking_loss)
+
+    def _draw_fakes(self, embeddings):
+        """G's forward pass of a generator step, on a tape that the step's loss continues.
+
+        G draws, in this row order: the batch's texts [N], GAN-INT's interpolated texts
+        [N // 2] (with an interpolation weight) and the mode-seeking twins [N // 2] (with a
+        mode-seeking weight), each with noise of its own.
         """
         batch_size = _rows(embeddings)
         conditioning, noise = embeddings, self.noise(batch_size)
@@ -469,33 +561,16 @@ class TextToImageGAN(keras.Model):
             interpolated = self._interpolated(embeddings)
             conditioning = tf.concat([embeddings, interpolated], axis=0)
             noise = tf.concat([noise, self.noise(_rows(interpolated))], axis=0)
-        scored = _rows(conditioning)
-        generator_inputs = (noise, conditioning)
+        generator_inputs, twin_noise = (noise, conditioning), None
         if self.mode_seeking_weight > 0:
             twins = embeddings[0::2]
             twin_noise = self.noise(_rows(twins))
             generator_inputs = (tf.concat([noise, twin_noise], axis=0),
                                 tf.concat([conditioning, twins], axis=0))
-        with tf.GradientTape() as tape:
+        tape = tf.GradientTape()
+        with tape:
             fake_images = self.generator(generator_inputs, training=True)
-            seen = self._augmented_blocks(fake_images, (batch_size, scored - batch_size))
-            fake_logits = self.discriminator((seen, conditioning), training=True)
-            g_loss = self._g_loss(fake_logits[:batch_size])
-            interp_loss = (self._interp_loss(fake_logits[batch_size:])
-                           if self.interp_weight > 0 else tf.constant(0.0))
-            mode_seeking_loss = (losses.mode_seeking_loss(
-                fake_images[:batch_size:2], fake_images[scored:], noise[:batch_size:2],
-                twin_noise, sum_over_replicas=replica_ops.sum_over_replicas)
-                if self.mode_seeking_weight > 0 else tf.constant(0.0))
-            loss = (g_loss + self.interp_weight * interp_loss
-                    + self.mode_seeking_weight * mode_seeking_loss
-                    + self._style_terms(noise[:batch_size], fake_images[:batch_size], images,
-                                        embeddings))
-            scaled_loss = _scaled(self.g_optimizer, loss)
-        self._apply_generator(tape, scaled_loss)
-        self.trackers["g_loss"].update_state(g_loss)
-        self.trackers["interp_loss"].update_state(interp_loss)
-        self.trackers["mode_seeking_loss"].update_state(mode_seeking_loss)
+        return _DrawnFakes(tape, fake_images, noise, conditioning, twin_noise, batch_size)
 
     def _trains_style(self):
         """Whether S trains in the GAN stage (a latent regression or reconstruction weight)."""
@@ -589,7 +664,9 @@ class TextToImageGAN(keras.Model):
                            else keras.saving.serialize_keras_object(self.ema_generator)),
             ema_decay=self.ema_decay, latent_regression_weight=self.latent_regression_weight,
             reconstruction_weight=self.reconstruction_weight,
-            style_prior_weight=self.style_prior_weight, train_encoders=self.train_encoders)
+            style_prior_weight=self.style_prior_weight, train_encoders=self.train_encoders,
+            shared_fakes=self.shared_fakes,
+            hard_negative_check_weight=self.hard_negative_check_weight)
         return config
 
     @classmethod
@@ -601,6 +678,31 @@ class TextToImageGAN(keras.Model):
             config["ema_generator"] = keras.saving.deserialize_keras_object(
                 config["ema_generator"])
         return cls(**config)
+
+
+@dataclasses.dataclass(frozen=True)
+class _DrawnFakes:
+    """G's forward pass of a generator step (`TextToImageGAN._draw_fakes`).
+
+    Attributes:
+        tape: the gradient tape that recorded it; the step's loss is recorded on it too.
+        fake_images: [N + N // 2 + N // 2, S, S, 3] (fewer rows without GAN-INT or twins).
+        noise: [N (+ N // 2), Z] the noise of the batch's and the interpolated texts' fakes.
+        conditioning: [N (+ N // 2), E] their texts: the rows that D scores.
+        twin_noise: [N // 2, Z] the twins' noise, or None without a mode-seeking weight.
+        batch_size: N.
+    """
+
+    tape: tf.GradientTape
+    fake_images: tf.Tensor
+    noise: tf.Tensor
+    conditioning: tf.Tensor
+    twin_noise: tf.Tensor | None
+    batch_size: int
+
+    def batch_fakes(self):
+        """[N, S, S, 3] the fakes of the batch's texts, as constants for the D step."""
+        return tf.stop_gradient(self.fake_images[:self.batch_size])
 
 
 def conditioning_vector(caption_embeddings):

@@ -290,6 +290,33 @@ def gradient_penalty(image_gradients, embedding_gradients, power=6.0):
 
 
 # gan_loss name -> (discriminator loss, generator loss, GAN-INT term).
+def hard_negative_check_loss(right_logits, negative_logits, valid, gan_loss="bce"):
+    """D's check of single captions: a real image with one of its captions is real, with that
+    caption's hard negative is wrong.
+
+    Per example (bce) BCE(right, 1) + BCE(negative, 0), or (hinge) relu(1 - right) +
+    relu(1 + negative), halved and averaged over the batch; an example whose `valid` is 0 (its
+    caption has no negative) contributes 0, so that replicas of equal batches average to the
+    global batch's value.
+
+    Args:
+        right_logits: [batch] D(real image, one of its captions).
+        negative_logits: [batch] D(real image, that caption's hard negative).
+        valid: [batch] 1 where the example has a hard negative, else 0.
+        gan_loss: "bce" or "hinge", as D's other terms.
+
+    Returns:
+        float32 scalar.
+    """
+    if gan_loss == "hinge":
+        per_example = ops.relu(1.0 - ops.cast(right_logits, "float32")) + ops.relu(
+            1.0 + ops.cast(negative_logits, "float32"))
+    else:
+        per_example = (_sigmoid_cross_entropy(right_logits, 1.0)
+                       + _sigmoid_cross_entropy(negative_logits, 0.0))
+    return ops.mean(0.5 * per_example * ops.cast(valid, "float32"))
+
+
 GAN_LOSSES = {
     "bce": (discriminator_loss, generator_loss, interpolation_loss),
     "hinge": (hinge_discriminator_loss, hinge_generator_loss, hinge_generator_loss),

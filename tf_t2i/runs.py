@@ -58,6 +58,8 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         latent_regression_weight=train_cfg.latent_regression_weight,
         reconstruction_weight=train_cfg.reconstruction_weight,
         style_prior_weight=train_cfg.style_prior_weight,
+        shared_fakes=train_cfg.shared_fakes,
+        hard_negative_check_weight=train_cfg.hard_negative_check_weight,
         train_encoders=not train_cfg.freeze_encoders)
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer",
                                                  train_cfg.encoder_learning_rate or None),
