@@ -74,6 +74,7 @@ def train_in_process(strategy_name, out_path, work_dir, train_json="{}"):
     import keras
 
     from tf_t2i import distribution
+    from tf_t2i.data.attribute_words import attribute_words
     from tf_t2i.data.caption_encoder import CaptionEncoder
     from tf_t2i.data.load_dataset import load_dataset
     from tf_t2i.data.pipeline import make_train_dataset
@@ -86,6 +87,7 @@ def train_in_process(strategy_name, out_path, work_dir, train_json="{}"):
     keras.utils.set_random_seed(0)
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     dataset = load_dataset(config.data)
+    words = attribute_words(dataset.train, config.data) if config.train.hard_negatives else None
     with strategy.scope():
         gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=10)
 
@@ -94,7 +96,8 @@ def train_in_process(strategy_name, out_path, work_dir, train_json="{}"):
         # embeddings, computed once inside the strategy's dataset function.
         return distribution.distribute(
             strategy, lambda: make_train_dataset(dataset.train, config.data, encoder,
-                                                 embed_captions=embed_captions),
+                                                 embed_captions=embed_captions,
+                                                 attribute_words=words),
             config.data.batch_size)
 
     loop = StageLoop(config, work_dir, gan, None, None, strategy=strategy)
@@ -271,8 +274,10 @@ def test_mirrored_with_the_quality_options_on_matches_one_device(tmp_path):
 def test_mirrored_with_frozen_encoders_matches_one_device(tmp_path):
     """Frozen encoders (the default preset's GAN stage): both stages read the embeddings the
     pipeline computed once in the strategy's dataset function; both replicas end alike, and
-    equal to one device up to round-off."""
-    options = dict(encoder_warmup_steps=1, freeze_encoders=True)
+    equal to one device up to round-off. With shared fakes (each replica's D step trains on
+    its own G step's fakes) and the hard negative check (each replica checks its own rows)."""
+    options = dict(encoder_warmup_steps=1, freeze_encoders=True, shared_fakes=True,
+                   hard_negative_check_weight=1.0)
     one, two = train_on_one_device_and_two_cpus(tmp_path, **options)
     for name in (n for n in two if n.endswith("@1")):
         np.testing.assert_array_equal(two[name], two[name[:-2] + "@0"], err_msg=name)

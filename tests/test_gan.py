@@ -452,6 +452,12 @@ def test_every_preset_keeps_the_quality_options_off():
         assert {field: getattr(train, field) for field in QUALITY_OFF} == QUALITY_OFF, name
 
 
+@pytest.mark.parametrize("name", ["flowers64", "cub64", "tiny"])
+def test_reeds_presets_draw_ds_fakes_apart_from_gs(name):
+    """Reed's code draws the D step's fakes with noise of their own (`train.shared_fakes` off)."""
+    assert get_preset(name).train.shared_fakes is False
+
+
 def test_flowers64_models_and_losses_are_unchanged_with_the_options_off():
     config = get_preset("flowers64")
     keras.mixed_precision.set_global_policy("float32")

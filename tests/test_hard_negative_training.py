@@ -49,6 +49,7 @@ def test_reeds_presets_leave_hard_negatives_off(name):
     config = get_preset(name)
     assert config.train.hard_negative_weight == 0.0
     assert config.train.hard_negative_wrong_fraction == 0.0
+    assert config.train.hard_negative_check_weight == 0.0
     assert not config.train.hard_negatives and config.data.attribute_words == ""
 
 
