@@ -454,8 +454,10 @@ def test_every_preset_keeps_the_quality_options_off():
 
 @pytest.mark.parametrize("name", ["flowers64", "cub64", "tiny"])
 def test_reeds_presets_draw_ds_fakes_apart_from_gs(name):
-    """Reed's code draws the D step's fakes with noise of their own (`train.shared_fakes` off)."""
+    """Reed's code draws the D step's fakes with noise of their own (`train.shared_fakes` off);
+    the CPU-sized default saves that G pass."""
     assert get_preset(name).train.shared_fakes is False
+    assert get_preset("default").train.shared_fakes is True
 
 
 def test_flowers64_models_and_losses_are_unchanged_with_the_options_off():
