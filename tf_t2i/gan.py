@@ -32,7 +32,8 @@ class TextToImageGAN(keras.Model):
       3. generator step: G learns to fool D, also on interpolated text embeddings (GAN-INT).
     G and D see the text embeddings as constants: only the matching loss trains the encoders.
     BatchNorm running statistics are updated by any training-mode forward pass of their model
-    (G's by the D step's fakes too); they are statistics, not trained weights.
+    (G's by the D step's fakes too, when it draws its own: `shared_fakes` off); they are
+    statistics, not trained weights.
 
     `encoder_step` (the optional encoder warm-up stage, before the GAN stage) runs phase 1 alone,
     as Reed et al. pretrain phi before the GAN (section 5). With `train_encoders` False the GAN

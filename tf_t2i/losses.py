@@ -289,7 +289,6 @@ def gradient_penalty(image_gradients, embedding_gradients, power=6.0):
     return ops.mean(ops.power(squared_norm, power / 2.0))
 
 
-# gan_loss name -> (discriminator loss, generator loss, GAN-INT term).
 def hard_negative_check_loss(right_logits, negative_logits, valid, gan_loss="bce"):
     """D's check of single captions: a real image with one of its captions is real, with that
     caption's hard negative is wrong.
@@ -317,6 +316,7 @@ def hard_negative_check_loss(right_logits, negative_logits, valid, gan_loss="bce
     return ops.mean(0.5 * per_example * ops.cast(valid, "float32"))
 
 
+# gan_loss name -> (discriminator loss, generator loss, GAN-INT term).
 GAN_LOSSES = {
     "bce": (discriminator_loss, generator_loss, interpolation_loss),
     "hinge": (hinge_discriminator_loss, hinge_generator_loss, hinge_generator_loss),
