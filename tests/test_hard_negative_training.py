@@ -156,38 +156,39 @@ def test_examples_without_a_negative_keep_their_wrong_text(encoder, batch, monke
     assert float(gan.trackers["hard_negative_loss"].result()) == 0.0
 
 
-def test_the_check_scores_one_caption_and_its_negative(encoder, batch, monkeypatch):
+def test_the_check_scores_each_caption_and_its_negative(encoder, batch, monkeypatch):
     """`train.hard_negative_check_weight`: D's loss adds, weighted, the check of each real
-    image with the first of its captions whose negative differs, and with that negative, each
-    embedded alone; from caption ids or the pipeline's table alike."""
+    image with each of its k captions and with that caption's negative, each embedded alone;
+    from caption ids or the pipeline's table alike."""
     gan = make_gan(encoder, hard_negative_check_weight=3.0)
     captions, negatives = batch["captions"].numpy(), batch["hard_negative_captions"].numpy()
-    differs = np.any(captions != negatives, axis=2)
-    chosen = np.argmax(differs, axis=1)
-    rows = np.arange(len(chosen))
+    rows, k = captions.shape[:2]
+    differs = np.any(captions != negatives, axis=2).reshape(-1)
 
     def alone(ids):
-        return gan_module.conditioning_vector(gan.text_encoder(ids, training=False)[:, None])
+        flat = ids.reshape(rows * k, -1)
+        return gan_module.conditioning_vector(gan.text_encoder(flat, training=False)[:, None])
 
-    right, negative = alone(captions[rows, chosen]), alone(negatives[rows, chosen])
+    right, negative = alone(captions), alone(negatives)
     texts = gan._check_texts(batch)
     np.testing.assert_allclose(texts[0], right, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(texts[1], negative, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(texts[2], differs.any(axis=1))
+    np.testing.assert_array_equal(texts[2], differs)
     table = {"caption_embeddings": _each_caption(gan, captions),
              "hard_negative_embeddings": _each_caption(gan, negatives),
-             "hard_negative_differs": differs}
+             "hard_negative_differs": differs.reshape(rows, k)}
     for from_table, from_ids in zip(gan._check_texts(table), texts):
         np.testing.assert_allclose(from_table, from_ids, rtol=1e-5, atol=1e-6)
-    # The D step's loss: GAN-CLS's plus 3 x the check, by D's scores before its update.
+    # The D step's loss: GAN-CLS's plus 3 x the check, by D's scores before its update; an
+    # image's features serve its k captions.
     images = batch["images"]
     embeddings = gan.embed_captions(batch["captions"], training=False)
     wrong = tf.gather(embeddings, batch["wrong_indices"])
-    fakes = gan.generator((gan.noise(len(chosen)), embeddings), training=True)
-    features = gan.discriminator.features(images, training=True)
+    fakes = gan.generator((gan.noise(rows), embeddings), training=True)
+    features = np.repeat(gan.discriminator.features(images, training=True).numpy(), k, axis=0)
     expected_check = losses.hard_negative_check_loss(
         gan.discriminator.score(features, right, training=True),
-        gan.discriminator.score(features, negative, training=True), differs.any(axis=1))
+        gan.discriminator.score(features, negative, training=True), differs)
     captured = []
     monkeypatch.setattr(gan_module, "_apply", lambda optimizer, tape, loss, variables:
                         captured.append(float(loss)))

@@ -165,7 +165,7 @@ class TrainConfig:
         hard_negative_wrong_fraction: this fraction of D's {real image, wrong text} examples
             use the image's hard negative caption as the wrong text (0 = off, Reed's design).
         hard_negative_check_weight: weight of a term in D's loss (not in Reed's design; 0 =
-            off): each real image with one of its captions is real, with that caption's hard
+            off): each real image with each of its k captions is real, with that caption's hard
             negative wrong, single captions rather than the mean of k, so that a negative that
             replaces one attribute (`data.hard_negative_swap_share` < 1) teaches D to check it.
         latent_regression_weight: weight of BicycleGAN's cLR term mean |z - S(G(z, t))| (L1) in

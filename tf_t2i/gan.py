@@ -98,7 +98,7 @@ class TextToImageGAN(keras.Model):
             draws once per step (as PyTorch's DCGAN example does); False: the D step draws
             fakes of its own with fresh noise (Reed's code), one more G forward pass per step.
         hard_negative_check_weight: weight of a term in D's loss that scores each real image
-            with one of its captions (real) and that caption's hard negative (wrong), single
+            with each of its k captions (real) and that caption's hard negative (wrong), single
             captions rather than the mean of k (`_check_texts`; not in Reed's design); 0 turns
             it off. Needs batches with hard negatives, as the options above.
     """
@@ -404,21 +404,25 @@ class TextToImageGAN(keras.Model):
         self.trackers["hard_negative_check_loss"].update_state(check_loss)
 
     def _hard_negative_check(self, real_features, right, negative, valid):
-        """`losses.hard_negative_check_loss` of D's scores of the real images' features with
-        single captions `right` and their hard negatives `negative` ([N, E] each)."""
+        """`losses.hard_negative_check_loss` of D's scores of the real images' features [N, ...]
+        with each of their k captions alone, `right`, and its hard negative, `negative` (both
+        [N * k, E], example-major; `valid` [N * k])."""
+        captions_per_image = _rows(right) // _rows(real_features)
+        features = tf.repeat(real_features, captions_per_image, axis=0)
         return losses.hard_negative_check_loss(
-            self.discriminator.score(real_features, right, training=True),
-            self.discriminator.score(real_features, negative, training=True), valid,
+            self.discriminator.score(features, right, training=True),
+            self.discriminator.score(features, negative, training=True), valid,
             self.gan_loss)
 
     def _check_texts(self, data):
-        """The texts of the hard negative check: (right [N, E], negative [N, E], valid [N]).
+        """The texts of the hard negative check: (right [N * k, E], negative [N * k, E],
+        valid [N * k]), example-major.
 
-        Of each example, the first of its k captions whose hard negative differs from it, and
-        that negative, each embedded alone, as G is conditioned on one caption when it draws
-        for a user: one caption's negative changes what it names fully, where in the mean of k
-        captions a replaced background is one caption's share. `valid`: whether the example
-        has such a caption. From the pipeline's table, or by the text encoder in inference mode.
+        Each of an example's k captions and its hard negative, each embedded alone, as G is
+        conditioned on one caption when it draws for a user: one caption's negative changes
+        what it names fully, where in the mean of k captions a replaced background is one
+        caption's share. `valid`: whether the caption's negative differs from it. From the
+        pipeline's table, or by the text encoder in inference mode.
         """
         if "caption_embeddings" in data:
             differs = data["hard_negative_differs"]
@@ -426,14 +430,13 @@ class TextToImageGAN(keras.Model):
         else:
             captions, negatives = data["captions"], data["hard_negative_captions"]
             differs = tf.reduce_any(tf.not_equal(captions, negatives), axis=2)
-        chosen = tf.argmax(tf.cast(differs, tf.int32), axis=1, output_type=tf.int32)
-        right, negative = (tf.gather(values, chosen, batch_dims=1)
+        right, negative = (tf.reshape(values, (-1, values.shape[-1]))
                            for values in (captions, negatives))
         if "caption_embeddings" not in data:
             right, negative = (tf.stop_gradient(self.text_encoder(ids, training=False))
                                for ids in (right, negative))
         return (conditioning_vector(right[:, None]), conditioning_vector(negative[:, None]),
-                tf.reduce_any(differs, axis=1))
+                tf.reshape(differs, (-1,)))
 
     def _real_scores(self, images, embeddings):
         """D on real images with their texts: (features, logits [N], MA-GP or 0 when off).

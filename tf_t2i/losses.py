@@ -290,7 +290,7 @@ def gradient_penalty(image_gradients, embedding_gradients, power=6.0):
 
 
 def hard_negative_check_loss(right_logits, negative_logits, valid, gan_loss="bce"):
-    """D's check of single captions: a real image with one of its captions is real, with that
+    """D's check of single captions: a real image with a caption of its own is real, with that
     caption's hard negative is wrong.
 
     Per example (bce) BCE(right, 1) + BCE(negative, 0), or (hinge) relu(1 - right) +
@@ -299,7 +299,7 @@ def hard_negative_check_loss(right_logits, negative_logits, valid, gan_loss="bce
     global batch's value.
 
     Args:
-        right_logits: [batch] D(real image, one of its captions).
+        right_logits: [batch] D(real image, a caption of its own).
         negative_logits: [batch] D(real image, that caption's hard negative).
         valid: [batch] 1 where the example has a hard negative, else 0.
         gan_loss: "bce" or "hinge", as D's other terms.
