@@ -167,7 +167,8 @@ class TrainConfig:
         hard_negative_check_weight: weight of a term in D's loss (not in Reed's design; 0 =
             off): each real image with each of its k captions is real, with that caption's hard
             negative wrong, single captions rather than the mean of k, so that a negative that
-            replaces one attribute (`data.hard_negative_swap_share` < 1) teaches D to check it.
+            replaces one attribute (`data.hard_negative_swap_share` < 1) is wholly wrong; it did
+            not make D check the background (docs/BENCHMARKS.md, session 6).
         latent_regression_weight: weight of BicycleGAN's cLR term mean |z - S(G(z, t))| (L1) in
             the GAN stage, updating G and the style encoder S (not in Reed's design; 0 = off).
         reconstruction_weight: weight of the L1 reconstruction mean |x - G(S(x), phi(t_x))| of
