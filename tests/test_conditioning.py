@@ -245,12 +245,12 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     for name in ("tiny", "flowers64", "cub64"):
         model = get_preset(name).model
         assert (model.generator_conditioning, model.discriminator_conditioning,
-                model.spectral_norm, model.discriminator_batch_norm) == (
-                    "concat", "concat", False, True), name
+                model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm) == (
+                    "concat", "concat", False, True, False), name
     model = get_preset("default").model
     assert (model.generator_conditioning, model.discriminator_conditioning,
-            model.spectral_norm, model.discriminator_batch_norm) == (
-                "affine", "projection", False, True)
+            model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm) == (
+                "affine", "projection", False, True, False)
 
 
 @pytest.mark.parametrize("override, field", [

@@ -275,9 +275,10 @@ def test_mirrored_with_frozen_encoders_matches_one_device(tmp_path):
     """Frozen encoders (the default preset's GAN stage): both stages read the embeddings the
     pipeline computed once in the strategy's dataset function; both replicas end alike, and
     equal to one device up to round-off. With shared fakes (each replica's D step trains on
-    its own G step's fakes) and the hard negative check (each replica checks its own rows)."""
+    its own G step's fakes), the hard negative check (each replica checks its own rows) and the
+    recombined texts (every other row of each replica's, the rows one device draws)."""
     options = dict(encoder_warmup_steps=1, freeze_encoders=True, shared_fakes=True,
-                   hard_negative_check_weight=1.0)
+                   hard_negative_check_weight=1.0, recombined_text_weight=1.0)
     one, two = train_on_one_device_and_two_cpus(tmp_path, **options)
     for name in (n for n in two if n.endswith("@1")):
         np.testing.assert_array_equal(two[name], two[name[:-2] + "@0"], err_msg=name)

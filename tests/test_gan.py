@@ -149,12 +149,17 @@ def test_discriminator_step_updates_only_the_discriminator(encoder, batch):
     assert changed(before, after)["generator.trainable"][0] == 0
 
 
-def test_generator_step_updates_only_the_generator(encoder, batch):
-    gan = make_gan(encoder)
+@pytest.mark.parametrize("generator_matching_weight", [0.0, 2.0])
+def test_generator_step_updates_only_the_generator(encoder, batch, generator_matching_weight):
+    """With G's matching term, the image encoder embeds G's images but stays as it was, its
+    BatchNorm statistics included."""
+    gan = make_gan(encoder, generator_matching_weight=generator_matching_weight)
     embeddings = gan.embed_captions(batch["captions"])
     before = snapshot(gan)
     gan._generator_step(embeddings)
     after = snapshot(gan)
+    matching = float(gan.trackers["generator_matching_loss"].result())
+    assert (matching > 0) == (generator_matching_weight > 0)
     assert_phase(before, after, own_models=("generator",), own_optimizer="g_optimizer",
                  untouched=all_groups("text_encoder", "image_encoder", "style_encoder"),
                  trainable_only=("discriminator",))
@@ -207,8 +212,8 @@ def test_shared_fakes_show_d_the_g_steps_fakes_and_draw_once(encoder, batch, mon
         seen["generator_calls"] += self is gan.generator
         return original_call(self, *args, **kwargs)
 
-    def draw_spy(embeddings):
-        seen["drawn"] = original_draw(embeddings)
+    def draw_spy(embeddings, texts=None):
+        seen["drawn"] = original_draw(embeddings, texts)
         return seen["drawn"]
 
     def discriminator_spy(images, embeddings, wrong_embeddings, fake_images=None, **options):

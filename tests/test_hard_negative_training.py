@@ -50,6 +50,8 @@ def test_reeds_presets_leave_hard_negatives_off(name):
     assert config.train.hard_negative_weight == 0.0
     assert config.train.hard_negative_wrong_fraction == 0.0
     assert config.train.hard_negative_check_weight == 0.0
+    assert config.train.generator_matching_weight == 0.0
+    assert config.train.recombined_text_weight == 0.0
     assert not config.train.hard_negatives and config.data.attribute_words == ""
 
 
@@ -150,7 +152,7 @@ def test_examples_without_a_negative_keep_their_wrong_text(encoder, batch, monke
     monkeypatch.setattr(gan, "_discriminator_step",
                         lambda images, embeddings, wrong, **options: seen.update(
                             right=embeddings.numpy(), wrong=wrong.numpy()))
-    monkeypatch.setattr(gan, "_generator_step", lambda embeddings, images=None, drawn=None: None)
+    monkeypatch.setattr(gan, "_generator_step", lambda embeddings, images=None, **options: None)
     gan.train_step(no_negatives)
     np.testing.assert_array_equal(seen["wrong"], seen["right"][batch["wrong_indices"].numpy()])
     assert float(gan.trackers["hard_negative_loss"].result()) == 0.0
@@ -197,6 +199,79 @@ def test_the_check_scores_each_caption_and_its_negative(encoder, batch, monkeypa
     check = float(gan.trackers["hard_negative_check_loss"].result())
     assert check == pytest.approx(float(expected_check), rel=1e-4) and check > 0
     assert captured == [pytest.approx(d_loss + 3.0 * check, rel=1e-5)]
+
+
+def test_generator_matching_scores_g_images_as_the_encoders_were_trained(encoder, batch,
+                                                                          monkeypatch):
+    """`train.generator_matching_weight`: G's loss adds, weighted, the matching loss of its
+    images of the batch's texts (embedded by the image encoder in inference mode) against the
+    batch's texts, plus the hard negative term with the encoders' weight."""
+    gan = make_gan(encoder, generator_matching_weight=3.0, **ON)
+    embeddings, negative_embeddings, has_negative = gan._batch_embeddings(batch)
+    texts = gan_module._BatchTexts(negative_embeddings, has_negative, batch["labels"])
+    drawn = gan._draw_fakes(embeddings)
+    rows = CONFIG.data.batch_size
+    image_embeddings = gan.image_encoder(drawn.fake_images[:rows], training=False)
+    expected = (losses.matching_loss(embeddings, image_embeddings, batch["labels"])
+                + 2.0 * losses.hard_negative_loss(embeddings, negative_embeddings,
+                                                  image_embeddings, has_negative))
+    captured = []
+    monkeypatch.setattr(gan_module, "_apply", lambda optimizer, tape, loss, variables:
+                        captured.append(float(loss)))
+    gan._generator_step(embeddings, batch["images"], drawn=drawn, texts=texts)
+    logged = {name: float(gan.trackers[name].result())
+              for name in ("g_loss", "interp_loss", "generator_matching_loss")}
+    assert logged["generator_matching_loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert float(expected) > 0 and np.any(has_negative.numpy())
+    assert captured == [pytest.approx(logged["g_loss"] + logged["interp_loss"]
+                                      + 3.0 * logged["generator_matching_loss"], rel=1e-5)]
+
+
+def test_g_draws_the_recombined_texts_of_every_other_example(encoder, batch):
+    """`train.recombined_text_weight`: after GAN-INT's rows, G draws the hard negative text of
+    each even row (its own text where it has none), then the twins, each with fresh noise."""
+    gan = make_gan(encoder, recombined_text_weight=1.0, mode_seeking_weight=1.0, **ON)
+    embeddings, negative_embeddings, has_negative = gan._batch_embeddings(batch)
+    has_negative = tf.constant([row % 4 == 0 for row in range(CONFIG.data.batch_size)])
+    texts = gan_module._BatchTexts(negative_embeddings, has_negative, batch["labels"])
+    drawn = gan._draw_fakes(embeddings, texts)
+    rows, half = CONFIG.data.batch_size, CONFIG.data.batch_size // 2
+    assert drawn.recombined_rows == half
+    assert drawn.conditioning.shape[0] == rows + 2 * half
+    assert drawn.fake_images.shape[0] == rows + 3 * half and drawn.noise.shape[0] == rows + 2 * half
+    recombined = drawn.conditioning[rows + half:].numpy()
+    for i in range(half):
+        # Row i of the recombined texts is example 2i's, which has a negative for even i.
+        expected = negative_embeddings[2 * i] if i % 2 == 0 else embeddings[2 * i]
+        np.testing.assert_allclose(recombined[i], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_the_recombined_term_adds_ds_score_and_the_encoders_preference(encoder, batch,
+                                                                         monkeypatch):
+    """G's loss adds, weighted, D's G loss of the recombined rows (scored in the same call as
+    the batch's) plus the image encoder's preference for each recombined text over its source
+    caption, weighted by `generator_matching_weight`."""
+    gan = make_gan(encoder, recombined_text_weight=2.0, generator_matching_weight=0.5, **ON)
+    embeddings, negative_embeddings, has_negative = gan._batch_embeddings(batch)
+    texts = gan_module._BatchTexts(negative_embeddings, has_negative, batch["labels"])
+    drawn = gan._draw_fakes(embeddings, texts)
+    rows, half = CONFIG.data.batch_size, CONFIG.data.batch_size // 2
+    scored = rows + 2 * half
+    logits = gan.discriminator((drawn.fake_images[:scored], drawn.conditioning), training=True)
+    recombined_images = drawn.fake_images[rows + half:scored]
+    expected = (losses.generator_loss(logits[rows + half:]) + 0.5 * losses.hard_negative_loss(
+        drawn.conditioning[rows + half:], embeddings[0::2],
+        gan.image_encoder(recombined_images, training=False), has_negative[0::2]))
+    captured = []
+    monkeypatch.setattr(gan_module, "_apply", lambda optimizer, tape, loss, variables:
+                        captured.append(float(loss)))
+    gan._generator_step(embeddings, batch["images"], drawn=drawn, texts=texts)
+    logged = {name: float(gan.trackers[name].result()) for name in (
+        "g_loss", "interp_loss", "generator_matching_loss", "recombined_text_loss")}
+    assert logged["recombined_text_loss"] == pytest.approx(float(expected), rel=1e-4)
+    assert captured == [pytest.approx(
+        logged["g_loss"] + logged["interp_loss"] + 0.5 * logged["generator_matching_loss"]
+        + 2.0 * logged["recombined_text_loss"], rel=1e-5)]
 
 
 def _each_caption(gan, ids):

@@ -107,6 +107,9 @@ class ModelConfig:
             (Miyato et al. 2018); D's BatchNorms stay unless `discriminator_batch_norm` is off.
         discriminator_batch_norm: BatchNorm in D (Reed: on); off suits `spectral_norm`, as in
             SN-GAN and DF-GAN, whose discriminators have none.
+        text_batch_norm: BatchNorm on the text encoder's mean GRU state, before its projection
+            (not in Reed's design): without it every caption starts with nearly the same
+            embedding, and the matching loss sits on a plateau for 50 to 250 steps, by the seed.
     """
 
     z_dim: int = 100
@@ -125,6 +128,7 @@ class ModelConfig:
     discriminator_conditioning: str = "concat"
     spectral_norm: bool = False
     discriminator_batch_norm: bool = True
+    text_batch_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +173,14 @@ class TrainConfig:
             negative wrong, single captions rather than the mean of k, so that a negative that
             replaces one attribute (`data.hard_negative_swap_share` < 1) is wholly wrong; it did
             not make D check the background (docs/BENCHMARKS.md, session 6).
+        generator_matching_weight: weight of a term in G's loss (not in Reed's design; 0 =
+            off): G's images, embedded by the image encoder, must match their texts against the
+            batch's other texts and their hard negatives, as the encoders learnt to (AttnGAN's
+            DAMSM sentence loss); best with trained, frozen encoders (`encoder_warmup_steps`).
+        recombined_text_weight: weight of a term in G's loss (not in Reed's design; 0 = off):
+            G also draws, with noise of its own, the hard negative captions of every other example
+            (new combinations of its attribute words), judged by D with those texts and, with
+            `generator_matching_weight`, by the image encoder against the caption each came from.
         latent_regression_weight: weight of BicycleGAN's cLR term mean |z - S(G(z, t))| (L1) in
             the GAN stage, updating G and the style encoder S (not in Reed's design; 0 = off).
         reconstruction_weight: weight of the L1 reconstruction mean |x - G(S(x), phi(t_x))| of
@@ -234,6 +246,8 @@ class TrainConfig:
     hard_negative_weight: float = 0.0
     hard_negative_wrong_fraction: float = 0.0
     hard_negative_check_weight: float = 0.0
+    generator_matching_weight: float = 0.0
+    recombined_text_weight: float = 0.0
     latent_regression_weight: float = 0.0
     reconstruction_weight: float = 0.0
     style_prior_weight: float = 0.0
@@ -261,7 +275,7 @@ class TrainConfig:
     def hard_negatives(self) -> bool:
         """Whether a train step needs the batches' hard negative captions."""
         return (self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
-                or self.hard_negative_check_weight > 0)
+                or self.hard_negative_check_weight > 0 or self.recombined_text_weight > 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,6 +365,10 @@ class Config:
              "train.hard_negative_wrong_fraction must be in [0, 1]"),
             (self.train.hard_negative_check_weight >= 0.0,
              "train.hard_negative_check_weight must be >= 0"),
+            (self.train.generator_matching_weight >= 0.0,
+             "train.generator_matching_weight must be >= 0 (0 = off)"),
+            (self.train.recombined_text_weight >= 0.0,
+             "train.recombined_text_weight must be >= 0 (0 = off)"),
             (self.data.attribute_min_count >= 1, "data.attribute_min_count must be >= 1"),
             (0.0 <= self.data.hard_negative_swap_share <= 1.0,
              "data.hard_negative_swap_share must be in [0, 1]"),

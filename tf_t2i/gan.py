@@ -15,7 +15,7 @@ from tf_t2i.models import text_encoder as text_encoder_module
 
 METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seeking_loss", "d_real",
                 "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss",
-                "hard_negative_check_loss",
+                "hard_negative_check_loss", "generator_matching_loss", "recombined_text_loss",
                 "latent_regression_loss", "reconstruction_loss", "style_prior_loss")
 STYLE_METRIC_NAMES = ("style_loss",)
 ENCODER_METRIC_NAMES = ("matching_loss", "hard_negative_loss")
@@ -101,6 +101,14 @@ class TextToImageGAN(keras.Model):
             with each of its k captions (real) and that caption's hard negative (wrong), single
             captions rather than the mean of k (`_check_texts`; not in Reed's design); 0 turns
             it off. Needs batches with hard negatives, as the options above.
+        generator_matching_weight: weight of a term in G's loss that embeds G's images of the
+            batch's texts with the image encoder (inference mode, never updated by it) and
+            scores them against the texts with the encoders' matching loss, plus the hard
+            negative term where the batch has negatives (`_generator_matching`; AttnGAN's DAMSM
+            sentence loss, not in Reed's design); 0 turns it off.
+        recombined_text_weight: weight of a term in G's loss on images G draws for recombined
+            texts: the hard negatives of every other example of the batch, new combinations of
+            its attribute words (`_recombined_loss`; not in Reed's design); 0 turns it off.
     """
 
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
@@ -112,7 +120,8 @@ class TextToImageGAN(keras.Model):
                  gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
                  ema_generator=None, ema_decay=0.0, latent_regression_weight=0.0,
                  reconstruction_weight=0.0, style_prior_weight=0.0, train_encoders=True,
-                 shared_fakes=False, hard_negative_check_weight=0.0, **kwargs):
+                 shared_fakes=False, hard_negative_check_weight=0.0,
+                 generator_matching_weight=0.0, recombined_text_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -134,6 +143,8 @@ class TextToImageGAN(keras.Model):
         self.train_encoders = train_encoders
         self.shared_fakes = shared_fakes
         self.hard_negative_check_weight = hard_negative_check_weight
+        self.generator_matching_weight = generator_matching_weight
+        self.recombined_text_weight = recombined_text_weight
         self.seed = seed
         self.gan_loss = gan_loss
         self._d_loss, self._g_loss, self._interp_loss = losses.GAN_LOSSES[gan_loss]
@@ -256,12 +267,13 @@ class TextToImageGAN(keras.Model):
         if self.hard_negative_wrong_fraction > 0:
             wrong_embeddings = self._with_hard_wrong_texts(
                 wrong_embeddings, negative_embeddings, has_negative)
-        drawn = self._draw_fakes(embeddings) if self.shared_fakes else None
+        texts = _BatchTexts(negative_embeddings, has_negative, data["labels"])
+        drawn = self._draw_fakes(embeddings, texts) if self.shared_fakes else None
         self._discriminator_step(
             data["images"], embeddings, wrong_embeddings,
             fake_images=None if drawn is None else drawn.batch_fakes(),
             check_texts=self._check_texts(data) if self.hard_negative_check_weight > 0 else None)
-        self._generator_step(embeddings, data["images"], drawn=drawn)
+        self._generator_step(embeddings, data["images"], drawn=drawn, texts=texts)
         self._update_ema()
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
@@ -269,7 +281,8 @@ class TextToImageGAN(keras.Model):
         """(embeddings [N, E], hard negative embeddings [N, E] or None, bool [N] whether the
         example has a hard negative or None) of a GAN batch: from the pipeline's table, or by
         the encoders here (their matching step first when they train in this stage)."""
-        wants_negatives = self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
+        wants_negatives = (self.hard_negative_weight > 0 or self.hard_negative_wrong_fraction > 0
+                           or self.recombined_text_weight > 0)
         if "caption_embeddings" in data:
             if self.train_encoders:
                 raise ValueError("the encoders train in this GAN step, so it needs caption ids, "
@@ -517,7 +530,7 @@ class TextToImageGAN(keras.Model):
 
         tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy())
 
-    def _generator_step(self, embeddings, images=None, drawn=None):
+    def _generator_step(self, embeddings, images=None, drawn=None, texts=None):
         """Fool D on the batch's texts and, for GAN-INT, on interpolated ones (section 4.3).
 
         Like Reed's code, the interpolated embeddings extend G's batch by half: they mix
@@ -527,23 +540,34 @@ class TextToImageGAN(keras.Model):
         pairs are as random as Reed's halves, and they never cross a replica's slice.
         `images` (the real batch) are needed only with a reconstruction weight (`_style_terms`).
         `drawn`: G's forward pass of this step (`_draw_fakes`), already shown to D; None draws
-        it here.
+        it here. `texts`: the batch's hard negatives and labels (`_BatchTexts`), for the
+        matching and recombined-text terms; the matching term without them scores the fakes
+        against the batch's other texts only.
         """
-        drawn = self._draw_fakes(embeddings) if drawn is None else drawn
+        drawn = self._draw_fakes(embeddings, texts) if drawn is None else drawn
         batch_size, scored = drawn.batch_size, _rows(drawn.conditioning)
         fake_images, noise = drawn.fake_images, drawn.noise
         with drawn.tape:
             seen = self._augmented_blocks(fake_images, (batch_size, scored - batch_size))
             fake_logits = self.discriminator((seen, drawn.conditioning), training=True)
             g_loss = self._g_loss(fake_logits[:batch_size])
-            interp_loss = (self._interp_loss(fake_logits[batch_size:])
+            recombined_start = scored - drawn.recombined_rows
+            interp_loss = (self._interp_loss(fake_logits[batch_size:recombined_start])
                            if self.interp_weight > 0 else tf.constant(0.0))
+            recombined_loss = (self._recombined_loss(
+                fake_logits[recombined_start:], fake_images[recombined_start:scored],
+                drawn.conditioning[recombined_start:], embeddings[0::2], texts.has_negative[0::2])
+                if drawn.recombined_rows else tf.constant(0.0))
             mode_seeking_loss = (losses.mode_seeking_loss(
                 fake_images[:batch_size:2], fake_images[scored:], noise[:batch_size:2],
                 drawn.twin_noise, sum_over_replicas=replica_ops.sum_over_replicas)
                 if self.mode_seeking_weight > 0 else tf.constant(0.0))
+            matching_loss = (self._generator_matching(fake_images[:batch_size], embeddings, texts)
+                             if self.generator_matching_weight > 0 else tf.constant(0.0))
             loss = (g_loss + self.interp_weight * interp_loss
                     + self.mode_seeking_weight * mode_seeking_loss
+                    + self.generator_matching_weight * matching_loss
+                    + self.recombined_text_weight * recombined_loss
                     + self._style_terms(noise[:batch_size], fake_images[:batch_size], images,
                                         embeddings))
             scaled_loss = _scaled(self.g_optimizer, loss)
@@ -551,13 +575,38 @@ class TextToImageGAN(keras.Model):
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["interp_loss"].update_state(interp_loss)
         self.trackers["mode_seeking_loss"].update_state(mode_seeking_loss)
+        self.trackers["generator_matching_loss"].update_state(matching_loss)
+        self.trackers["recombined_text_loss"].update_state(recombined_loss)
 
-    def _draw_fakes(self, embeddings):
+    def _generator_matching(self, fake_images, embeddings, texts=None):
+        """G's matching term: its images [N, S, S, 3] of the batch's texts [N, E], embedded by
+        the image encoder, against every text of the global batch (`losses.matching_loss`,
+        image-to-text and text-to-image) and, weighted as in the encoders' loss, against their
+        own hard negatives (`losses.hard_negative_loss`). The encoder runs in inference mode,
+        and only G's weights take the step, so the term teaches G what the encoders learnt:
+        which text an image shows (Xu et al. 2018, AttnGAN, section 3.3: the DAMSM loss).
+        """
+        image_embeddings = self.image_encoder(fake_images, training=False)
+        labels = None if texts is None or self.same_class_negatives else texts.labels
+        loss = losses.matching_loss(
+            replica_ops.gather(embeddings), replica_ops.gather(image_embeddings),
+            None if labels is None else replica_ops.gather(labels), margin=self.matching_margin)
+        if texts is None or texts.negative_embeddings is None or self.hard_negative_weight == 0:
+            return loss
+        valid = tf.cast(texts.has_negative, tf.float32)
+        return loss + self.hard_negative_weight * losses.hard_negative_loss(
+            *(replica_ops.gather(values) for values in (
+                embeddings, texts.negative_embeddings, image_embeddings, valid)),
+            margin=self.matching_margin)
+
+    def _draw_fakes(self, embeddings, texts=None):
         """G's forward pass of a generator step, on a tape that the step's loss continues.
 
         G draws, in this row order: the batch's texts [N], GAN-INT's interpolated texts
-        [N // 2] (with an interpolation weight) and the mode-seeking twins [N // 2] (with a
-        mode-seeking weight), each with noise of its own.
+        [N // 2] (with an interpolation weight), the recombined texts of the even rows [N // 2]
+        (with a recombined-text weight; `texts` must then hold the batch's hard negatives;
+        every other row, so that replicas pick the rows one device picks) and the
+        mode-seeking twins [N // 2] (with a mode-seeking weight), each with noise of its own.
         """
         batch_size = _rows(embeddings)
         conditioning, noise = embeddings, self.noise(batch_size)
@@ -565,6 +614,13 @@ class TextToImageGAN(keras.Model):
             interpolated = self._interpolated(embeddings)
             conditioning = tf.concat([embeddings, interpolated], axis=0)
             noise = tf.concat([noise, self.noise(_rows(interpolated))], axis=0)
+        recombined_rows = 0
+        if self.recombined_text_weight > 0:
+            recombined = _recombined(embeddings[0::2], texts.negative_embeddings[0::2],
+                                     texts.has_negative[0::2])
+            recombined_rows = _rows(recombined)
+            conditioning = tf.concat([conditioning, recombined], axis=0)
+            noise = tf.concat([noise, self.noise(recombined_rows)], axis=0)
         generator_inputs, twin_noise = (noise, conditioning), None
         if self.mode_seeking_weight > 0:
             twins = embeddings[0::2]
@@ -574,7 +630,36 @@ class TextToImageGAN(keras.Model):
         tape = tf.GradientTape()
         with tape:
             fake_images = self.generator(generator_inputs, training=True)
-        return _DrawnFakes(tape, fake_images, noise, conditioning, twin_noise, batch_size)
+        return _DrawnFakes(tape, fake_images, noise, conditioning, twin_noise, batch_size,
+                           recombined_rows)
+
+    def _recombined_loss(self, logits, images, recombined, sources, has_negative):
+        """G's term for the images it drew for recombined texts: D's score of each with its
+        text (as G's loss of the batch's fakes) and, with a generator matching weight, the image
+        encoder's preference for the recombined text over the caption it came from
+        (`losses.hard_negative_loss` with the roles turned: the source caption is the negative).
+
+        The recombined texts swap or replace attribute words of training captions, so some are
+        pairings no training image shows (on the built-in data, some of the test split's): G
+        learns to draw them from D's and the encoders' judgement alone, as GAN-INT's
+        interpolated texts are learnt from D's.
+
+        Args:
+            logits: [M] D's logits of the images with their recombined texts.
+            images: [M, S, S, 3] G's images of the recombined texts.
+            recombined: [M, E] the recombined texts (a source caption where it has none).
+            sources: [M, E] the captions they came from.
+            has_negative: bool [M] whether the row's text is recombined.
+
+        Returns:
+            float32 scalar.
+        """
+        loss = self._g_loss(logits)
+        if self.generator_matching_weight > 0:
+            loss += self.generator_matching_weight * losses.hard_negative_loss(
+                recombined, sources, self.image_encoder(images, training=False), has_negative,
+                margin=self.matching_margin)
+        return loss
 
     def _trains_style(self):
         """Whether S trains in the GAN stage (a latent regression or reconstruction weight)."""
@@ -670,7 +755,9 @@ class TextToImageGAN(keras.Model):
             reconstruction_weight=self.reconstruction_weight,
             style_prior_weight=self.style_prior_weight, train_encoders=self.train_encoders,
             shared_fakes=self.shared_fakes,
-            hard_negative_check_weight=self.hard_negative_check_weight)
+            hard_negative_check_weight=self.hard_negative_check_weight,
+            generator_matching_weight=self.generator_matching_weight,
+            recombined_text_weight=self.recombined_text_weight)
         return config
 
     @classmethod
@@ -690,11 +777,14 @@ class _DrawnFakes:
 
     Attributes:
         tape: the gradient tape that recorded it; the step's loss is recorded on it too.
-        fake_images: [N + N // 2 + N // 2, S, S, 3] (fewer rows without GAN-INT or twins).
-        noise: [N (+ N // 2), Z] the noise of the batch's and the interpolated texts' fakes.
-        conditioning: [N (+ N // 2), E] their texts: the rows that D scores.
+        fake_images: [N + 3 * (N // 2), S, S, 3] (fewer rows without GAN-INT, recombined
+            texts or twins).
+        noise: [N (+ N // 2) (+ N // 2), Z] the noise of the batch's, the interpolated and the
+            recombined texts' fakes.
+        conditioning: [N (+ N // 2) (+ N // 2), E] their texts: the rows that D scores.
         twin_noise: [N // 2, Z] the twins' noise, or None without a mode-seeking weight.
         batch_size: N.
+        recombined_rows: M, the recombined texts' rows, the last M of `conditioning`.
     """
 
     tape: tf.GradientTape
@@ -703,10 +793,26 @@ class _DrawnFakes:
     conditioning: tf.Tensor
     twin_noise: tf.Tensor | None
     batch_size: int
+    recombined_rows: int = 0
 
     def batch_fakes(self):
         """[N, S, S, 3] the fakes of the batch's texts, as constants for the D step."""
         return tf.stop_gradient(self.fake_images[:self.batch_size])
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchTexts:
+    """What the generator step's matching term needs of a batch besides its embeddings.
+
+    Attributes:
+        negative_embeddings: [N, E] the examples' hard negative texts, or None without them.
+        has_negative: bool [N] whether an example has one, or None.
+        labels: int32 [N] class ids: other examples of the same class are no negatives.
+    """
+
+    negative_embeddings: tf.Tensor | None
+    has_negative: tf.Tensor | None
+    labels: tf.Tensor
 
 
 def conditioning_vector(caption_embeddings):
@@ -716,6 +822,11 @@ def conditioning_vector(caption_embeddings):
     mean = keras.ops.cast(keras.ops.mean(caption_embeddings, axis=1), "float32")
     norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(mean), axis=-1, keepdims=True))
     return mean * (keras.ops.shape(mean)[-1] ** 0.5 / keras.ops.maximum(norm, 1e-12))
+
+
+def _recombined(embeddings, negative_embeddings, has_negative):
+    """[M, E]: each example's hard negative text where it has one, else its own text."""
+    return tf.where(has_negative[:, None], negative_embeddings, embeddings)
 
 
 def _rows(values):

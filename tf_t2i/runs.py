@@ -38,7 +38,8 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
     sync = train_cfg.sync_batch_norm
     gan = TextToImageGAN(
         text_encoder=builders.build_text_encoder(model_cfg, data_cfg, vocabulary_size,
-                                                  jit_compile=train_cfg.jit_compile),
+                                                  jit_compile=train_cfg.jit_compile,
+                                                  sync_batch_norm=sync),
         image_encoder=builders.build_image_encoder(model_cfg, data_cfg, sync),
         generator=builders.build_generator(model_cfg, data_cfg, sync),
         discriminator=builders.build_discriminator(model_cfg, data_cfg, sync),
@@ -60,6 +61,8 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         style_prior_weight=train_cfg.style_prior_weight,
         shared_fakes=train_cfg.shared_fakes,
         hard_negative_check_weight=train_cfg.hard_negative_check_weight,
+        generator_matching_weight=train_cfg.generator_matching_weight,
+        recombined_text_weight=train_cfg.recombined_text_weight,
         train_encoders=not train_cfg.freeze_encoders)
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer",
                                                  train_cfg.encoder_learning_rate or None),

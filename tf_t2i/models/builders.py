@@ -18,7 +18,8 @@ def _images(data_cfg):
     return keras.ops.zeros((1, data_cfg.image_size, data_cfg.image_size, 3))
 
 
-def build_text_encoder(model_cfg, data_cfg, vocabulary_size, jit_compile=False):
+def build_text_encoder(model_cfg, data_cfg, vocabulary_size, jit_compile=False,
+                       sync_batch_norm=False):
     """Returns a built `TextEncoder` for captions of `data_cfg.caption_length` characters.
 
     Args:
@@ -26,12 +27,14 @@ def build_text_encoder(model_cfg, data_cfg, vocabulary_size, jit_compile=False):
         data_cfg: a `DataConfig`.
         vocabulary_size: number of character ids (2 + distinct alphabet characters).
         jit_compile: the train step is compiled with XLA, so the GRU must not use cuDNN.
+        sync_batch_norm: the BatchNorm of `model_cfg.text_batch_norm` synchronised over replicas.
     """
     encoder = TextEncoder(
         vocabulary_size=vocabulary_size, sequence_length=data_cfg.caption_length,
         char_embedding_dim=model_cfg.char_embedding_dim, conv_filters=model_cfg.text_conv_filters,
         rnn_units=model_cfg.text_rnn_units, embedding_dim=model_cfg.embedding_dim,
-        use_cudnn=False if jit_compile else "auto", name="text_encoder")
+        use_cudnn=False if jit_compile else "auto", state_batch_norm=model_cfg.text_batch_norm,
+        sync_batch_norm=sync_batch_norm, name="text_encoder")
     encoder(keras.ops.zeros((1, data_cfg.caption_length), dtype="int32"))
     return encoder
 

@@ -33,10 +33,15 @@ class TextEncoder(keras.Model):
         embedding_dim: output size (Reed: 1024).
         use_cudnn: the GRU's cuDNN choice ("auto", True or False). False keeps the GRU
             XLA-compilable: XLA and cuDNN RNN kernels do not mix (keras-team/keras#18456).
+        state_batch_norm: BatchNorm on the mean GRU state before the projection (not in Reed's
+            design). Without it the captions' embeddings start nearly equal (mean cosine 0.996
+            in the default preset), and the matching loss stays on its plateau for 50 to 250
+            steps, by the seed (docs/BENCHMARKS.md, session 7).
+        sync_batch_norm: that BatchNorm's statistics over the global batch of all replicas.
 
     Call args:
         inputs: int32 [batch, sequence_length] character ids, 0 = padding.
-        training: unused by the layers here; accepted for a uniform call signature.
+        training: BatchNorm mode (with `state_batch_norm`; no other layer uses it).
 
     Returns:
         float32 [batch, embedding_dim].
@@ -46,7 +51,7 @@ class TextEncoder(keras.Model):
 
     def __init__(self, vocabulary_size, sequence_length=201, char_embedding_dim=64,
                  conv_filters=(384, 512, 512), rnn_units=512, embedding_dim=1024, use_cudnn="auto",
-                 **kwargs):
+                 state_batch_norm=False, sync_batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         if vocabulary_size < 3:
             raise ValueError(f"TextEncoder vocabulary_size must count padding, unknown and at "
@@ -64,6 +69,8 @@ class TextEncoder(keras.Model):
         self.rnn_units = rnn_units
         self.embedding_dim = embedding_dim
         self.use_cudnn = use_cudnn
+        self.state_batch_norm = state_batch_norm
+        self.sync_batch_norm = sync_batch_norm
 
         self.char_embedding = keras.layers.Embedding(
             vocabulary_size, char_embedding_dim, embeddings_initializer=blocks.weight_init())
@@ -74,6 +81,8 @@ class TextEncoder(keras.Model):
                 kernel_initializer=blocks.weight_init()))
         self.pool = keras.layers.MaxPooling1D(POOL_SIZE)
         self.rnn = keras.layers.GRU(rnn_units, return_sequences=True, use_cudnn=use_cudnn)
+        self.state_norm = (blocks.batch_norm(sync_batch_norm, name="state_norm")
+                           if state_batch_norm else None)
         self.projection = blocks.dense(embedding_dim, dtype="float32")
 
     def call(self, inputs, training=None):
@@ -88,7 +97,10 @@ class TextEncoder(keras.Model):
         states = self.rnn(x)
         count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
         mean_state = keras.ops.sum(states * keras.ops.cast(mask, states.dtype), axis=1)
-        embedding = self.projection(mean_state / keras.ops.cast(count, states.dtype))
+        mean_state = mean_state / keras.ops.cast(count, states.dtype)
+        if self.state_norm is not None:
+            mean_state = self.state_norm(mean_state, training=training)
+        embedding = self.projection(mean_state)
         norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(embedding), axis=-1, keepdims=True))
         return embedding * (self.embedding_dim ** 0.5 / keras.ops.maximum(norm, 1e-12))
 
@@ -97,5 +109,6 @@ class TextEncoder(keras.Model):
         config.update(vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
                       char_embedding_dim=self.char_embedding_dim, conv_filters=self.conv_filters,
                       rnn_units=self.rnn_units, embedding_dim=self.embedding_dim,
-                      use_cudnn=self.use_cudnn)
+                      use_cudnn=self.use_cudnn, state_batch_norm=self.state_batch_norm,
+                      sync_batch_norm=self.sync_batch_norm)
         return config
