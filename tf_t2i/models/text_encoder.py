@@ -11,13 +11,14 @@ class TextEncoder(keras.Model):
     """Reed's char-CNN-RNN: character ids to a caption embedding.
 
     Char embedding -> temporal convs (kernel 4, ReLU; max-pool 3 after all but the last) -> GRU ->
-    mean of the GRU outputs over the caption's characters -> Dense -> scaled to norm
-    sqrt(embedding_dim).
+    mean of the GRU outputs over the caption's characters (-> BatchNorm, optionally) -> Dense ->
+    scaled to norm sqrt(embedding_dim).
 
     Captions must be right-padded with id 0. Padding is zeroed after every convolution and left out
     of the average, so a caption's embedding does not depend on how much padding follows it; the
     GRU gets no mask (a forward GRU never sees later steps), which keeps it cuDNN-compatible.
-    An all-padding row embeds to the (scaled) Dense bias.
+    An all-padding row embeds to the (scaled) Dense bias, or with the BatchNorm to the Dense of
+    its output for a zero state.
 
     The output is rescaled to the sphere of radius sqrt(embedding_dim), so its components are of
     order 1 like the noise z it is concatenated with in G. The cosine matching loss that trains the
