@@ -1,5 +1,6 @@
 """Fixtures shared by test files."""
 import contextlib
+import fcntl
 import io
 import os
 import shutil
@@ -12,25 +13,46 @@ FIRST_CHECKPOINT = "run-at-first-checkpoint"
 
 @pytest.fixture(scope="session")
 def cli_tiny_run(tmp_path_factory):
-    """`train.py --preset tiny` run once per session, in this process (`train.py` only calls
+    """`train.py --preset tiny` run once per session, in a pytest process (`train.py` only calls
     `tf_t2i.cli.train.main`; tests/test_training.py starts the script itself); its folder.
 
     The one trained run of the default suite's tests that only read a finished run (export,
     evaluate.py), and the reference run test_training and test_faults compare resumed runs
-    with. Never write into it: copy it (`shutil.copytree`) to change it.
+    with. Never write into it: copy it (`shutil.copytree`) to change it. pytest-xdist's workers
+    share it: the first to ask trains it while the others wait on a file lock.
     """
+    folder = _session_folder(tmp_path_factory) / "cli"
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "trained").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # What a worker that failed here left.
+            folder.mkdir()
+            _train_the_cli_tiny_run(str(folder / "run"))
+            (folder / "trained").touch()
+    return str(folder / "run")
+
+
+def _session_folder(tmp_path_factory):
+    """The temporary folder of this pytest session: under pytest-xdist, the parent of each
+    worker's own, which every worker shares."""
+    folder = tmp_path_factory.getbasetemp()
+    return folder.parent if os.environ.get("PYTEST_XDIST_WORKER") else folder
+
+
+def _train_the_cli_tiny_run(run_dir):
+    """`train.py --preset tiny --out run_dir`, copying the folder right after its first
+    checkpoint to FIRST_CHECKPOINT beside it."""
     from tf_t2i import checkpoints
     from tf_t2i.cli.errors import run_cli
     from tf_t2i.cli.train import _main as train_main
     from tf_t2i.run_lock import LOCK_FILE
 
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
     real_save = checkpoints.RunCheckpoints.save
+    snapshot = os.path.join(os.path.dirname(run_dir), FIRST_CHECKPOINT)
 
     def save_and_copy_the_first(self, model, record):
         path = real_save(self, model, record)
-        snapshot = run_dir.parent / FIRST_CHECKPOINT
-        if not snapshot.exists():
+        if not os.path.exists(snapshot):
             # The lock names this process: a copy holding it would be a run in use.
             shutil.copytree(run_dir, snapshot, ignore=shutil.ignore_patterns(LOCK_FILE))
         return path
@@ -39,10 +61,9 @@ def cli_tiny_run(tmp_path_factory):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             pytest.MonkeyPatch.context() as patch:
         patch.setattr(checkpoints.RunCheckpoints, "save", save_and_copy_the_first)
-        returncode = run_cli(train_main, ["--preset", "tiny", "--out", str(run_dir)])
+        returncode = run_cli(train_main, ["--preset", "tiny", "--out", run_dir])
     assert returncode == 0, err.getvalue()[-3000:]
     assert f"exported the SavedModel to {run_dir}" in out.getvalue()
-    return str(run_dir)
 
 
 @pytest.fixture(scope="session")
