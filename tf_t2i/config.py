@@ -110,6 +110,7 @@ class ModelConfig:
         text_batch_norm: BatchNorm on the text encoder's mean GRU state, before its projection
             (not in Reed's design): without it every caption starts with nearly the same
             embedding, and the matching loss sits on a plateau for 50 to 250 steps, by the seed.
+            On in the `default` preset.
     """
 
     z_dim: int = 100
@@ -404,8 +405,10 @@ def _default() -> Config:
     """The CPU-sized default: `python train.py` on 2 cores (docs/BENCHMARKS.md has the times).
 
     Reed's GAN-INT-CLS with what measured best in the same budget (docs/BENCHMARKS.md, the
-    ablation table): the encoders first learn the joint embedding alone for 500 steps, with hard
-    negative captions, and stay fixed in the GAN stage (Reed pretrains phi too); G is conditioned
+    ablation table): the encoders first learn the joint embedding alone for 200 steps, with hard
+    negative captions, and stay fixed in the GAN stage (Reed pretrains phi too); a BatchNorm on
+    the text encoder's GRU state starts the captions apart, so the warm-up has no plateau and
+    the embedding keeps the background (five seeds in docs/BENCHMARKS.md); G is conditioned
     by affine modulation of its BatchNorms, D by a projection term; half of D's wrong texts are
     the image's own caption with its attribute words swapped. The mode-seeking term keeps G from
     drawing one image per caption whatever z is; without it the style encoder has nothing to
@@ -422,10 +425,10 @@ def _default() -> Config:
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
                           image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128),
                           generator_conditioning="affine",
-                          discriminator_conditioning="projection"),
+                          discriminator_conditioning="projection", text_batch_norm=True),
         train=TrainConfig(steps=800, style_steps=300, sample_every=200, checkpoint_every=200,
                           lr_decay_every_epochs=0, mode_seeking_weight=1.0, eval_every=400,
-                          best_metric="attribute_accuracy", encoder_warmup_steps=500,
+                          best_metric="attribute_accuracy", encoder_warmup_steps=200,
                           encoder_learning_rate=1e-3, freeze_encoders=True,
                           hard_negative_weight=1.0, hard_negative_wrong_fraction=0.5,
                           shared_fakes=True),
