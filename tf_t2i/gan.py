@@ -552,17 +552,24 @@ class TextToImageGAN(keras.Model):
             fake_logits = self.discriminator((seen, drawn.conditioning), training=True)
             g_loss = self._g_loss(fake_logits[:batch_size])
             recombined_start = scored - drawn.recombined_rows
+            # One image-encoder call for every row a matching term scores: the batch's fakes,
+            # then the recombined texts' (none without them).
+            image_embeddings = (self.image_encoder(tf.concat(
+                [fake_images[:batch_size], fake_images[recombined_start:scored]], axis=0),
+                training=False) if self.generator_matching_weight > 0 else None)
             interp_loss = (self._interp_loss(fake_logits[batch_size:recombined_start])
                            if self.interp_weight > 0 else tf.constant(0.0))
             recombined_loss = (self._recombined_loss(
-                fake_logits[recombined_start:], fake_images[recombined_start:scored],
+                fake_logits[recombined_start:],
+                None if image_embeddings is None else image_embeddings[batch_size:],
                 drawn.conditioning[recombined_start:], embeddings[0::2], texts.has_negative[0::2])
                 if drawn.recombined_rows else tf.constant(0.0))
             mode_seeking_loss = (losses.mode_seeking_loss(
                 fake_images[:batch_size:2], fake_images[scored:], noise[:batch_size:2],
                 drawn.twin_noise, sum_over_replicas=replica_ops.sum_over_replicas)
                 if self.mode_seeking_weight > 0 else tf.constant(0.0))
-            matching_loss = (self._generator_matching(fake_images[:batch_size], embeddings, texts)
+            matching_loss = (self._generator_matching(image_embeddings[:batch_size], embeddings,
+                                                      texts)
                              if self.generator_matching_weight > 0 else tf.constant(0.0))
             loss = (g_loss + self.interp_weight * interp_loss
                     + self.mode_seeking_weight * mode_seeking_loss
@@ -578,15 +585,14 @@ class TextToImageGAN(keras.Model):
         self.trackers["generator_matching_loss"].update_state(matching_loss)
         self.trackers["recombined_text_loss"].update_state(recombined_loss)
 
-    def _generator_matching(self, fake_images, embeddings, texts=None):
-        """G's matching term: its images [N, S, S, 3] of the batch's texts [N, E], embedded by
-        the image encoder, against every text of the global batch (`losses.matching_loss`,
-        image-to-text and text-to-image) and, weighted as in the encoders' loss, against their
-        own hard negatives (`losses.hard_negative_loss`). The encoder runs in inference mode,
-        and only G's weights take the step, so the term teaches G what the encoders learnt:
+    def _generator_matching(self, image_embeddings, embeddings, texts=None):
+        """G's matching term: its images of the batch's texts [N, E], embedded by the image
+        encoder in inference mode (`image_embeddings` [N, E]), against every text of the global
+        batch (`losses.matching_loss`, image-to-text and text-to-image) and, weighted as in the
+        encoders' loss, against their own hard negatives (`losses.hard_negative_loss`). Only
+        G's weights take the step, so the term teaches G what the encoders learnt:
         which text an image shows (Xu et al. 2018, AttnGAN, section 3.3: the DAMSM loss).
         """
-        image_embeddings = self.image_encoder(fake_images, training=False)
         labels = None if texts is None or self.same_class_negatives else texts.labels
         loss = losses.matching_loss(
             replica_ops.gather(embeddings), replica_ops.gather(image_embeddings),
@@ -633,7 +639,7 @@ class TextToImageGAN(keras.Model):
         return _DrawnFakes(tape, fake_images, noise, conditioning, twin_noise, batch_size,
                            recombined_rows)
 
-    def _recombined_loss(self, logits, images, recombined, sources, has_negative):
+    def _recombined_loss(self, logits, image_embeddings, recombined, sources, has_negative):
         """G's term for the images it drew for recombined texts: D's score of each with its
         text (as G's loss of the batch's fakes) and, with a generator matching weight, the image
         encoder's preference for the recombined text over the caption it came from
@@ -646,7 +652,8 @@ class TextToImageGAN(keras.Model):
 
         Args:
             logits: [M] D's logits of the images with their recombined texts.
-            images: [M, S, S, 3] G's images of the recombined texts.
+            image_embeddings: [M, E] G's images of the recombined texts, embedded by the image
+                encoder in inference mode (None without a generator matching weight).
             recombined: [M, E] the recombined texts (a source caption where it has none).
             sources: [M, E] the captions they came from.
             has_negative: bool [M] whether the row's text is recombined.
@@ -657,7 +664,7 @@ class TextToImageGAN(keras.Model):
         loss = self._g_loss(logits)
         if self.generator_matching_weight > 0:
             loss += self.generator_matching_weight * losses.hard_negative_loss(
-                recombined, sources, self.image_encoder(images, training=False), has_negative,
+                recombined, sources, image_embeddings, has_negative,
                 margin=self.matching_margin)
         return loss
 
