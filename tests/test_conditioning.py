@@ -241,17 +241,21 @@ def test_flowers64_models_keep_reeds_exact_variables():
 
 def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice():
     """flowers64, cub64 (and tiny) keep Reed's conditioning; `default` uses what measured best
-    in the ablation (docs/BENCHMARKS.md): affine G, projection D, and over five seeds the text
-    encoder's BatchNorm."""
+    in the ablation (docs/BENCHMARKS.md): affine G, projection D, over five seeds the text
+    encoder's BatchNorm, and over two or three G's nearest-neighbour output layer and its rate
+    of four times D's."""
     for name in ("tiny", "flowers64", "cub64"):
-        model = get_preset(name).model
+        model, train = get_preset(name).model, get_preset(name).train
         assert (model.generator_conditioning, model.discriminator_conditioning,
-                model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm) == (
-                    "concat", "concat", False, True, False), name
-    model = get_preset("default").model
+                model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm,
+                model.upsampling) == ("concat", "concat", False, True, False, "transpose"), name
+        assert (train.learning_rate, train.d_learning_rate) == (2e-4, 0.0), name
+    default = get_preset("default")
+    model = default.model
     assert (model.generator_conditioning, model.discriminator_conditioning,
-            model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm) == (
-                "affine", "projection", False, True, True)
+            model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm,
+            model.upsampling) == ("affine", "projection", False, True, True, "nearest_output")
+    assert (default.train.learning_rate, default.train.d_learning_rate) == (8e-4, 2e-4)
 
 
 @pytest.mark.parametrize("override, field", [

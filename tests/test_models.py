@@ -66,13 +66,30 @@ def test_widths_follow_the_paper_schedule():
 
 
 @pytest.mark.parametrize("image_size", [32, 64, 128])
-@pytest.mark.parametrize("upsampling", ["transpose", "nearest"])
+@pytest.mark.parametrize("upsampling", ["transpose", "nearest", "nearest_output"])
 def test_generator(image_size, upsampling, tmp_path):
     kwargs = dict(image_size=image_size, z_dim=Z_DIM, embedding_dim=EMBEDDING_DIM,
                   text_projection_dim=6, ngf=4, upsampling=upsampling)
     inputs = (_normal(BATCH, Z_DIM), _normal(BATCH, EMBEDDING_DIM, seed=1))
     assert_model_checks(Generator, kwargs, inputs, (BATCH, image_size, image_size, 3), tmp_path,
                         output_range=(-1.0, 1.0))
+
+
+@pytest.mark.parametrize("upsampling, transposed, nearest", [
+    ("transpose", 3, 0), ("nearest", 0, 3), ("nearest_output", 2, 1)])
+def test_generator_upsampling_layers(upsampling, transposed, nearest):
+    """32 px takes three upsamplings; "nearest_output" keeps Reed's transposed convolutions
+    but the last, to RGB, which is nearest neighbour + a 3x3 convolution to 3 channels."""
+    generator = Generator(image_size=32, z_dim=Z_DIM, embedding_dim=EMBEDDING_DIM,
+                          text_projection_dim=6, ngf=4, upsampling=upsampling)
+    layers = generator.image_decoder.layers
+    assert sum(isinstance(layer, keras.layers.Conv2DTranspose) for layer in layers) == transposed
+    upsamplings = [index for index, layer in enumerate(layers)
+                   if isinstance(layer, keras.layers.UpSampling2D)]
+    assert len(upsamplings) == nearest
+    if upsampling == "nearest_output":
+        output_conv = layers[upsamplings[0] + 1]
+        assert (output_conv.filters, output_conv.kernel_size) == (3, (3, 3))
 
 
 def test_generator_uses_the_text():

@@ -11,10 +11,11 @@ from tf_t2i.models.residual_block import ResidualBlock
 IMAGE_SIZES = (32, 64, 128)
 
 
-def _upsample(filters, mode, **conv_kwargs):
+def _upsample(filters, mode, output=False, **conv_kwargs):
     """Layers that double the spatial size: a 4x4 stride-2 transposed conv (Reed) or nearest
-    neighbour + 3x3 conv (TensorLayer port; avoids checkerboard artefacts)."""
-    if mode == "transpose":
+    neighbour + 3x3 conv (TensorLayer port; avoids checkerboard artefacts). `output`: the last
+    upsampling, to RGB, which "nearest_output" alone draws by nearest neighbour."""
+    if mode == "transpose" or (mode == "nearest_output" and not output):
         return [keras.layers.Conv2DTranspose(
             filters, 4, strides=2, padding="same", kernel_initializer=blocks.weight_init(),
             **conv_kwargs)]
@@ -42,7 +43,8 @@ class Generator(keras.Model):
         embedding_dim: size of the text embedding (Reed: 1024).
         text_projection_dim: size the embedding is compressed to before concatenation (Reed: 128).
         ngf: width multiplier (Reed: 128).
-        upsampling: "transpose" (Reed) or "nearest" (nearest neighbour + 3x3 conv).
+        upsampling: "transpose" (Reed), "nearest" (nearest neighbour + 3x3 conv) or
+            "nearest_output" (transposed convs but the last, to RGB: nearest + 3x3 conv).
         sync_batch_norm: BatchNorm statistics over the global batch of all replicas (TensorFlow
             backend; for distributed training).
         conditioning: "concat" (Reed: [z, t] enters the first layer only) or "affine" (also a
@@ -103,7 +105,7 @@ class Generator(keras.Model):
             layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(**norm),
                        keras.layers.ReLU()]
         # float32 output layers keep images exact under a mixed precision policy.
-        layers += [*_upsample(3, upsampling, dtype="float32"),
+        layers += [*_upsample(3, upsampling, output=True, dtype="float32"),
                    keras.layers.Activation("tanh", dtype="float32")]
         if conditional:
             self.image_decoder = _conditioned_decoder(layers, z_dim + text_projection_dim)
