@@ -419,7 +419,7 @@ def _default() -> Config:
     times D's rate (8e-4 against Reed's 2e-4, which D keeps): in 800 steps G is the one that
     lags, and it then draws seen colour pairs right more often (three seeds in
     docs/BENCHMARKS.md, "Session 9"). G's last upsampling, to RGB, is nearest neighbour and a
-    3x3 convolution instead of Reed's transposed convolution: as good on colours and
+    3x3 convolution instead of Reed's transposed convolution: on two seeds as good on colours and
     backgrounds as nearest neighbour everywhere, which also draws smoother images but costs 1.7x
     the FLOPs per step; the speckle of the wider transposed layers stays.
     `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
