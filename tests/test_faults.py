@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from tests.fault_injection import PHASES
 from tests.test_training import (TINY, h5_datasets, saved_iterations, started, tiny, train_py,
                                  wait_for_checkpoint)
 from tf_t2i import training
-from tf_t2i.checkpoints import CheckpointWriteError, RunCheckpoints
+from tf_t2i.checkpoints import LAYOUT_MISMATCH, CheckpointWriteError, RunCheckpoints
 from tf_t2i.cli.errors import run_cli
 from tf_t2i.cli.train import _main as train_main
 from tf_t2i.data.caption_encoder import CaptionEncoder
@@ -253,6 +254,36 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous(tmp_path, caps
     os.truncate(os.path.join(checkpoints.directory, "ckpt-00000002.weights.h5"), 10)
     with pytest.raises(OSError):  # None left: the loading error, for the caller to word.
         checkpoints.restore(DenseModel(0))
+
+
+def test_a_checkpoint_of_other_layers_is_reported_not_skipped(tmp_path, capsys):
+    """A file whose layers the model does not have (written by a version that built the model
+    from other layers) is not damage: no fall-back to an older file, which would fail alike."""
+    checkpoints = RunCheckpoints(str(tmp_path))
+    for step in (1, 2):
+        checkpoints.save(DenseModel(step), {"stage": "gan", "step": step, "style_step": 0})
+    other_layers = keras.Sequential(
+        [keras.Input((3,)), keras.layers.EinsumDense("ab,bc->ac", output_shape=2)])
+    with pytest.raises(ValueError, match=LAYOUT_MISMATCH):
+        checkpoints.restore(other_layers)
+    assert capsys.readouterr().err == ""
+
+
+def test_resuming_checkpoints_of_other_layers_names_the_version(tmp_path, cli_tiny_run):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(cli_tiny_run, run_dir)
+    for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.weights.h5")):
+        with h5py.File(path, "r+") as weights:  # As if another version had named a layer so.
+            weights.move("generator/image_decoder/layers/conv2d_transpose",
+                         "generator/image_decoder/layers/older_upsampling")
+    resumed = run(["--resume", run_dir])
+    assert resumed.returncode == 2, resumed.stderr[-3000:]
+    [line] = error_lines(resumed.stderr)
+    assert line.startswith(f"error: --resume {run_dir}: its checkpoints hold layers that this "
+                           "version of tf-t2i builds differently (")
+    assert line.endswith("); resume it with the version that started it, or start a new run "
+                         "with another --out.")
+    assert "cannot be read" not in resumed.stderr
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from tf_t2i.models import builders
 from tf_t2i.models.discriminator import Discriminator, discriminator_widths
 from tf_t2i.models.generator import Generator, generator_widths
 from tf_t2i.models.image_encoder import ImageEncoder
+from tf_t2i.models.nearest_upsampling_conv2d import NearestUpsamplingConv2D
 from tf_t2i.models.residual_block import ResidualBlock
 from tf_t2i.models.style_encoder import StyleEncoder
 from tf_t2i.models.text_encoder import TextEncoder
@@ -84,12 +85,11 @@ def test_generator_upsampling_layers(upsampling, transposed, nearest):
                           text_projection_dim=6, ngf=4, upsampling=upsampling)
     layers = generator.image_decoder.layers
     assert sum(isinstance(layer, keras.layers.Conv2DTranspose) for layer in layers) == transposed
-    upsamplings = [index for index, layer in enumerate(layers)
-                   if isinstance(layer, keras.layers.UpSampling2D)]
+    upsamplings = [layer for layer in layers if isinstance(layer, NearestUpsamplingConv2D)]
     assert len(upsamplings) == nearest
     if upsampling == "nearest_output":
-        output_conv = layers[upsamplings[0] + 1]
-        assert (output_conv.filters, output_conv.kernel_size) == (3, (3, 3))
+        assert (upsamplings[0].filters, upsamplings[0].kernel_size) == (3, (3, 3))
+        assert upsamplings[0] is layers[-2]  # then tanh
 
 
 def test_generator_uses_the_text():

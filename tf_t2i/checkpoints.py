@@ -21,6 +21,9 @@ _PARTIAL = re.compile(r"^(ckpt-\d+|best)\.partial(-[0-9a-f]+)?\.weights\.h5$")
 # What a weights file that cannot be read raises: h5py's OSError for a truncated or garbled
 # file, Keras's ValueError/KeyError for missing or misshapen entries.
 UNREADABLE_CHECKPOINT = (OSError, ValueError, KeyError, RuntimeError)
+# Keras' load_weights error when a file's layers do not match the model's (a checkpoint of
+# another version's layer structure, not a damaged file).
+LAYOUT_MISMATCH = "could not be loaded"
 
 
 class CheckpointWriteError(UserInputError):
@@ -102,8 +105,9 @@ class RunCheckpoints:
 
         Returns its record (with "weights": its path), or None without a checkpoint. A newest
         file that cannot be read (truncated or damaged on disk) is reported with a warning on
-        stderr and the previous checkpoint is loaded instead; when none is left, the loading
-        error is raised (callers word it for their user).
+        stderr and the previous checkpoint is loaded instead; when none is left, or when the
+        file's layers do not match the model's (`LAYOUT_MISMATCH`), the loading error is raised
+        (callers word it for their user).
         """
         pointer = self._pointer()
         if pointer is None:
@@ -116,7 +120,7 @@ class RunCheckpoints:
                 model.load_weights(record["weights"])
                 return record
             except UNREADABLE_CHECKPOINT as error:
-                if index + 1 == len(candidates):
+                if index + 1 == len(candidates) or LAYOUT_MISMATCH in str(error):
                     raise
                 print(f"warning: {record['weights']} cannot be read ({first_line(error)}); "
                       f"using the previous checkpoint {candidates[index + 1]['weights']}.",

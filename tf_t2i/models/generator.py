@@ -6,6 +6,7 @@ import keras
 from tf_t2i.config import GENERATOR_CONDITIONINGS, UPSAMPLINGS
 from tf_t2i.models import blocks
 from tf_t2i.models.conditional_affine import ConditionalAffine
+from tf_t2i.models.nearest_upsampling_conv2d import NearestUpsamplingConv2D
 from tf_t2i.models.residual_block import ResidualBlock
 
 IMAGE_SIZES = (32, 64, 128)
@@ -13,15 +14,15 @@ IMAGE_SIZES = (32, 64, 128)
 
 def _upsample(filters, mode, output=False, **conv_kwargs):
     """Layers that double the spatial size: a 4x4 stride-2 transposed conv (Reed) or nearest
-    neighbour + 3x3 conv (TensorLayer port; avoids checkerboard artefacts). `output`: the last
-    upsampling, to RGB, which "nearest_output" alone draws by nearest neighbour."""
+    neighbour + 3x3 conv (TensorLayer port; avoids checkerboard artefacts), computed on the
+    input grid by `NearestUpsamplingConv2D`. `output`: the last upsampling, to RGB, which
+    "nearest_output" alone draws by nearest neighbour."""
     if mode == "transpose" or (mode == "nearest_output" and not output):
         return [keras.layers.Conv2DTranspose(
             filters, 4, strides=2, padding="same", kernel_initializer=blocks.weight_init(),
             **conv_kwargs)]
-    return [keras.layers.UpSampling2D(2, interpolation="nearest"),
-            keras.layers.Conv2D(filters, 3, padding="same",
-                                kernel_initializer=blocks.weight_init(), **conv_kwargs)]
+    return [NearestUpsamplingConv2D(filters, kernel_initializer=blocks.weight_init(),
+                                    **conv_kwargs)]
 
 
 def generator_widths(image_size, ngf):
