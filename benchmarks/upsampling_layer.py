@@ -8,8 +8,9 @@ Both compute the same function with the same weights (checked here: the largest 
 printed). Each is timed forward and backward (gradients for the input, kernel and bias) in one
 tf.function, alternating, after warm-up calls; `--repeats` rounds give a spread. The default
 shape is the generator's last layer in the `default` preset: 128 rows (64 texts, 32
-interpolated, 32 mode-seeking twins) of 16x16x96 features to a 32x32 RGB image. The last line
-is one JSON object.
+interpolated, 32 mode-seeking twins) of 16x16x96 features to a 32x32 RGB image.
+`gflops_forward_backward` counts the upsampled 3x3 convolution (9 taps per output pixel);
+NearestUpsamplingConv2D does 4/9 of that. The last line is one JSON object.
 """
 from __future__ import annotations
 
