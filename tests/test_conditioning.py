@@ -242,7 +242,7 @@ def test_flowers64_models_keep_reeds_exact_variables():
 def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice():
     """flowers64, cub64 (and tiny) keep Reed's conditioning; `default` uses what measured best
     in the ablation (docs/BENCHMARKS.md): affine G, projection D, over five seeds the text
-    encoder's BatchNorm, and over two or three G's nearest-neighbour output layer and its rate
+    encoder's BatchNorm, and over three G's nearest-neighbour upsampling at ngf 32 and its rate
     of four times D's."""
     for name in ("tiny", "flowers64", "cub64"):
         model, train = get_preset(name).model, get_preset(name).train
@@ -254,7 +254,8 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     model = default.model
     assert (model.generator_conditioning, model.discriminator_conditioning,
             model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm,
-            model.upsampling) == ("affine", "projection", False, True, True, "nearest_output")
+            model.upsampling, model.ngf) == ("affine", "projection", False, True, True, "nearest",
+                                             32)
     assert (default.train.learning_rate, default.train.d_learning_rate) == (8e-4, 2e-4)
 
 

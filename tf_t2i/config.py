@@ -90,9 +90,10 @@ class ModelConfig:
         text_projection_dim: the embedding is projected to this size inside G and D (Reed: 128).
         ngf: generator width (Reed: 128).
         ndf: discriminator width (Reed: 64).
-        upsampling: "transpose" (Reed), "nearest" (nearest-neighbour + conv, TensorLayer port)
-            or "nearest_output" (Reed's transposed convolutions but the last, to RGB, which is
-            nearest-neighbour + conv: the one layer whose change costs almost nothing).
+        upsampling: "transpose" (Reed), "nearest" (nearest-neighbour + 3x3 conv, TensorLayer
+            port; computed as a transposed convolution, `NearestUpsamplingConv2D`, at the same
+            FLOPs as "transpose") or "nearest_output" (Reed's transposed convolutions but the
+            last, to RGB, which is nearest-neighbour + conv).
         char_embedding_dim: size of the learned character embedding in the text encoder.
         text_conv_filters: filters of the char-CNN's temporal convolutions (Reed: 384, 512, 512).
         text_rnn_units: GRU units on top of the char-CNN.
@@ -418,10 +419,12 @@ def _default() -> Config:
     forward pass per step instead of Reed's two, 12% fewer FLOPs per step). G learns at four
     times D's rate (8e-4 against Reed's 2e-4, which D keeps): in 800 steps G is the one that
     lags, and it then draws seen colour pairs right more often (three seeds in
-    docs/BENCHMARKS.md, "Session 9"). G's last upsampling, to RGB, is nearest neighbour and a
-    3x3 convolution instead of Reed's transposed convolution: on two seeds as good on colours and
-    backgrounds as nearest neighbour everywhere, which also draws smoother images but costs 1.7x
-    the FLOPs per step; the speckle of the wider transposed layers stays.
+    docs/BENCHMARKS.md, "Session 9"). G upsamples by nearest neighbour and a 3x3 convolution
+    instead of Reed's transposed convolutions, which draw a 2-pixel speckle, and is two thirds
+    as wide (ngf 32, not 48): on three seeds it draws seen colour pairs and backgrounds at least
+    as well as ngf 48 with transposed convolutions, with smoother images, at 0.55x the FLOPs
+    per step (28.1 against 51.4 GFLOP) and 0.63x the step time on a CPU without native
+    bfloat16 (docs/BENCHMARKS.md, "Session 10").
     `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
     AVX-512 bf16) and float32 elsewhere.
     """
@@ -429,10 +432,10 @@ def _default() -> Config:
         name="default",
         data=DataConfig(image_size=32, batch_size=64, caption_length=128,
                         synthetic_images_per_class=40),
-        model=ModelConfig(z_dim=64, embedding_dim=128, text_projection_dim=64, ngf=48, ndf=32,
+        model=ModelConfig(z_dim=64, embedding_dim=128, text_projection_dim=64, ngf=32, ndf=32,
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
                           image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128),
-                          upsampling="nearest_output", generator_conditioning="affine",
+                          upsampling="nearest", generator_conditioning="affine",
                           discriminator_conditioning="projection", text_batch_norm=True),
         train=TrainConfig(steps=800, style_steps=300, sample_every=200, checkpoint_every=200,
                           learning_rate=8e-4, d_learning_rate=2e-4, lr_decay_every_epochs=0,
