@@ -29,7 +29,7 @@ class NearestUpsamplingConv2D(keras.layers.Conv2D):
     input pixels, so each output pixel needs 4 products per channel pair instead of 9, and
     the 3x3 kernel folds into the 4x4 one by summing the taps that read the same input pixel
     (`_transposed_taps`). 4/9 of the FLOPs, on CPU kernels that run transposed convolutions
-    well: 1.8-3x faster forward and backward than UpSampling2D + Conv2D at the generator's
+    well: 1.7-3x faster forward and backward than UpSampling2D + Conv2D at the generator's
     shapes (`benchmarks/upsampling_layer.py`, docs/BENCHMARKS.md). Padding matches: the
     upsampled grid's zero border falls on the input grid's zero border.
 
