@@ -276,6 +276,7 @@ def test_resuming_checkpoints_of_other_layers_names_the_version(tmp_path, cli_ti
         with h5py.File(path, "r+") as weights:  # As if another version had named a layer so.
             weights.move("generator/image_decoder/layers/conv2d_transpose",
                          "generator/image_decoder/layers/older_upsampling")
+    before = h5_datasets(RunCheckpoints(run_dir).latest()["weights"])
     resumed = run(["--resume", run_dir])
     assert resumed.returncode == 2, resumed.stderr[-3000:]
     [line] = error_lines(resumed.stderr)
@@ -284,6 +285,10 @@ def test_resuming_checkpoints_of_other_layers_names_the_version(tmp_path, cli_ti
     assert line.endswith("); resume it with the version that started it, or start a new run "
                          "with another --out.")
     assert "cannot be read" not in resumed.stderr
+    after = h5_datasets(RunCheckpoints(run_dir).latest()["weights"])  # The run is kept as it was.
+    assert sorted(after) == sorted(before)
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
 
 
 @pytest.mark.slow
