@@ -291,6 +291,18 @@ def test_resuming_checkpoints_of_other_layers_names_the_version(tmp_path, cli_ti
         np.testing.assert_array_equal(after[name], value, err_msg=name)
 
 
+def test_resuming_with_no_readable_checkpoint_is_one_line(tmp_path, cli_tiny_run):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(cli_tiny_run, run_dir)
+    for path in glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-*.weights.h5")):
+        os.truncate(path, 10)
+    resumed = run(["--resume", run_dir])
+    assert resumed.returncode == 2, resumed.stderr[-3000:]
+    [line] = error_lines(resumed.stderr)
+    assert line.startswith(f"error: --resume {run_dir}: no checkpoint there can be read (")
+    assert line.endswith("); start a new run with another --out.")
+
+
 @pytest.mark.slow
 def test_a_truncated_newest_checkpoint_resumes_from_the_previous(tmp_path, cli_tiny_run):
     run_dir = str(tmp_path / "run")

@@ -223,8 +223,8 @@ def _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief) -> di
                 f"builds differently ({first_line(error)}); resume it with the version that "
                 f"started it, or start a new run with another --out.") from None
         raise UserInputError(
-            f"--resume {run_dir}: no checkpoint there can be read ({first_line(error)}); start the run "
-            f"again with --out {run_dir}.") from None
+            f"--resume {run_dir}: no checkpoint there can be read ({first_line(error)}); start "
+            f"a new run with another --out.") from None
     gan.seed_generator.state.assign(np.asarray(record["noise_state"], dtype=np.uint32))
     weights = record.pop("weights")  # The file is the checkpoint's, not the new records'.
     check_not_shrinking(run_dir, record, gan_steps, config.train.style_steps)
