@@ -242,7 +242,7 @@ def test_flowers64_models_keep_reeds_exact_variables():
 def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice():
     """flowers64, cub64 (and tiny) keep Reed's conditioning; `default` uses what measured best
     in the ablation (docs/BENCHMARKS.md): affine G, projection D, over five seeds the text
-    encoder's BatchNorm, and over three G's nearest-neighbour upsampling at ngf 32 and its rate
+    encoder's BatchNorm, and over five G's nearest-neighbour upsampling at ngf 32 and its rate
     of four times D's."""
     for name in ("tiny", "flowers64", "cub64"):
         model, train = get_preset(name).model, get_preset(name).train

@@ -421,7 +421,7 @@ def _default() -> Config:
     lags, and it then draws seen colour pairs right more often (three seeds in
     docs/BENCHMARKS.md, "Session 9"). G upsamples by nearest neighbour and a 3x3 convolution
     instead of Reed's transposed convolutions, which draw a 2-pixel speckle, and is two thirds
-    as wide (ngf 32, not 48): on three seeds it draws seen colour pairs and backgrounds at least
+    as wide (ngf 32, not 48): on five seeds it draws seen colour pairs and backgrounds at least
     as well as ngf 48 with transposed convolutions, with smoother images, at 0.55x the FLOPs
     per step (28.1 against 51.4 GFLOP) and 0.63x the step time on a CPU without native
     bfloat16 (docs/BENCHMARKS.md, "Session 10").
