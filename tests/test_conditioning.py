@@ -163,8 +163,8 @@ def test_projection_logit_is_reeds_logit_plus_the_inner_product(training):
     for caption in (text, wrong_text):
         expected = (_numpy(concat.score(features, caption, training=training))
                     + np.sum((caption @ weight) * pooled, axis=-1))
-        # float32 sums of inner products of order 100 (the other row's logit is ~120): their
-        # rounding, whose order the CPU's threads may change, reaches ~1e-5 on every row.
+        # The inner product sums float32 terms of up to ~40 that largely cancel (to 0.94 on
+        # row 0): their rounding, whose order the CPU kernels may change, reaches ~1e-5.
         np.testing.assert_allclose(
             _numpy(projection.score(features, caption, training=training)), expected,
             rtol=1e-5, atol=1e-4)
