@@ -7,8 +7,8 @@
 Both compute the same function with the same weights (checked here: the largest difference is
 printed). Each is timed forward and backward (gradients for the input, kernel and bias) in one
 tf.function, alternating, after warm-up calls; `--repeats` rounds give a spread. The default
-shape is the generator's last layer in the `default` preset: 128 rows (64 texts, 32
-interpolated, 32 mode-seeking twins) of 16x16x96 features to a 32x32 RGB image.
+shape is the generator's last layer in the `default` preset (ngf 32): 128 rows (64 texts, 32
+interpolated, 32 mode-seeking twins) of 16x16x64 features to a 32x32 RGB image.
 `gflops_forward_backward` counts the upsampled 3x3 convolution (9 taps per output pixel);
 NearestUpsamplingConv2D does 4/9 of that. The last line is one JSON object.
 """
@@ -29,7 +29,7 @@ from benchmarks.train_step import cpu_description  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="upsampling_layer.py",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", type=int, nargs=4, default=[128, 16, 16, 96],
+    parser.add_argument("--shape", type=int, nargs=4, default=[128, 16, 16, 64],
                         metavar=("BATCH", "HEIGHT", "WIDTH", "CHANNELS"))
     parser.add_argument("--filters", type=int, default=3)
     parser.add_argument("--calls", type=int, default=20, help="timed calls per round.")

@@ -33,6 +33,8 @@ from tf_t2i.checkpoints import LAYOUT_MISMATCH, CheckpointWriteError, RunCheckpo
 from tf_t2i.cli.errors import run_cli
 from tf_t2i.cli.train import _main as train_main
 from tf_t2i.data.caption_encoder import CaptionEncoder
+from tf_t2i.errors import UserInputError
+from tf_t2i.evaluation.model_source import open_model
 from tf_t2i.resume import check_resume, write_run_config
 from tf_t2i.run_lock import LOCK_FILE
 from tf_t2i.runs import build_gan, load_run, read_run_config
@@ -269,13 +271,19 @@ def test_a_checkpoint_of_other_layers_is_reported_not_skipped(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_resuming_checkpoints_of_other_layers_names_the_version(tmp_path, cli_tiny_run):
-    run_dir = str(tmp_path / "run")
-    shutil.copytree(cli_tiny_run, run_dir)
-    for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.weights.h5")):
-        with h5py.File(path, "r+") as weights:  # As if another version had named a layer so.
+def copy_with_other_layers(run_dir, tmp_path):
+    """A copy of `run_dir` whose checkpoints name a layer of G as another version might."""
+    copy = str(tmp_path / "run")
+    shutil.copytree(run_dir, copy)
+    for path in glob.glob(os.path.join(copy, "checkpoints", "*.weights.h5")):
+        with h5py.File(path, "r+") as weights:
             weights.move("generator/image_decoder/layers/conv2d_transpose",
                          "generator/image_decoder/layers/older_upsampling")
+    return copy
+
+
+def test_resuming_checkpoints_of_other_layers_names_the_version(tmp_path, cli_tiny_run):
+    run_dir = copy_with_other_layers(cli_tiny_run, tmp_path)
     before = h5_datasets(RunCheckpoints(run_dir).latest()["weights"])
     resumed = run(["--resume", run_dir])
     assert resumed.returncode == 2, resumed.stderr[-3000:]
@@ -289,6 +297,14 @@ def test_resuming_checkpoints_of_other_layers_names_the_version(tmp_path, cli_ti
     assert sorted(after) == sorted(before)
     for name, value in before.items():
         np.testing.assert_array_equal(after[name], value, err_msg=name)
+
+
+def test_evaluating_checkpoints_of_other_layers_names_the_version(tmp_path, cli_tiny_run):
+    run_dir = copy_with_other_layers(cli_tiny_run, tmp_path)
+    with pytest.raises(UserInputError, match=(
+            f"^the checkpoints of {re.escape(run_dir)} hold layers that this version of tf-t2i "
+            r"builds differently \(.*\): load it with the version that trained it")):
+        open_model(run_dir)
 
 
 def test_resuming_with_no_readable_checkpoint_is_one_line(tmp_path, cli_tiny_run):

@@ -26,6 +26,11 @@ UNREADABLE_CHECKPOINT = (OSError, ValueError, KeyError, RuntimeError)
 LAYOUT_MISMATCH = "could not be loaded"
 
 
+class CheckpointLayoutError(ValueError):
+    """A checkpoint whose layers the model does not have: written by a version of tf-t2i that
+    built the model from other layers, not damaged. Its message is Keras's loading error."""
+
+
 class CheckpointWriteError(UserInputError):
     """A checkpoint could not be written (full disk, file size limit); the previous one is kept."""
 
@@ -105,9 +110,10 @@ class RunCheckpoints:
 
         Returns its record (with "weights": its path), or None without a checkpoint. A newest
         file that cannot be read (truncated or damaged on disk) is reported with a warning on
-        stderr and the previous checkpoint is loaded instead; when none is left, or when the
-        file's layers do not match the model's (`LAYOUT_MISMATCH`), the loading error is raised
-        (callers word it for their user).
+        stderr and the previous checkpoint is loaded instead; when none is left, the loading
+        error is raised, and when the file's layers do not match the model's, at once, as a
+        `CheckpointLayoutError` (an older file would not match either). Callers word both for
+        their user.
         """
         pointer = self._pointer()
         if pointer is None:
@@ -120,7 +126,9 @@ class RunCheckpoints:
                 model.load_weights(record["weights"])
                 return record
             except UNREADABLE_CHECKPOINT as error:
-                if index + 1 == len(candidates) or LAYOUT_MISMATCH in str(error):
+                if LAYOUT_MISMATCH in str(error):
+                    raise CheckpointLayoutError(str(error)) from error
+                if index + 1 == len(candidates):
                     raise
                 print(f"warning: {record['weights']} cannot be read ({first_line(error)}); "
                       f"using the previous checkpoint {candidates[index + 1]['weights']}.",

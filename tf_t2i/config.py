@@ -423,8 +423,8 @@ def _default() -> Config:
     instead of Reed's transposed convolutions, which draw a 2-pixel speckle, and is two thirds
     as wide (ngf 32, not 48): on five seeds it draws seen colour pairs and backgrounds at least
     as well as ngf 48 with transposed convolutions, with smoother images, at 0.55x the FLOPs
-    per step (28.1 against 51.4 GFLOP) and 0.63x the step time on a CPU without native
-    bfloat16 (docs/BENCHMARKS.md, "Session 10").
+    per step (28.1 against 51.4 GFLOP) and 0.63x the step time with the CPU capped at AVX2
+    (float32; docs/BENCHMARKS.md, "Session 10").
     `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
     AVX-512 bf16) and float32 elsewhere.
     """

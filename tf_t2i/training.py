@@ -13,7 +13,8 @@ import keras
 import numpy as np
 
 from tf_t2i import distribution
-from tf_t2i.checkpoints import LAYOUT_MISMATCH, UNREADABLE_CHECKPOINT, RunCheckpoints, first_line
+from tf_t2i.checkpoints import (UNREADABLE_CHECKPOINT, CheckpointLayoutError, RunCheckpoints,
+                                first_line)
 from tf_t2i.config import Config
 from tf_t2i.data.attribute_words import attribute_words, read_attribute_words
 from tf_t2i.data.caption_encoder import CaptionEncoder
@@ -216,12 +217,12 @@ def _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief) -> di
     history."""
     try:
         record = checkpoints.restore(gan)
+    except CheckpointLayoutError as error:
+        raise UserInputError(
+            f"--resume {run_dir}: its checkpoints hold layers that this version of tf-t2i "
+            f"builds differently ({first_line(error)}); resume it with the version that "
+            f"started it, or start a new run with another --out.") from None
     except UNREADABLE_CHECKPOINT as error:
-        if LAYOUT_MISMATCH in str(error):
-            raise UserInputError(
-                f"--resume {run_dir}: its checkpoints hold layers that this version of tf-t2i "
-                f"builds differently ({first_line(error)}); resume it with the version that "
-                f"started it, or start a new run with another --out.") from None
         raise UserInputError(
             f"--resume {run_dir}: no checkpoint there can be read ({first_line(error)}); start "
             f"a new run with another --out.") from None

@@ -21,6 +21,7 @@ import re
 
 import numpy as np
 
+from tf_t2i.checkpoints import CheckpointLayoutError
 from tf_t2i.errors import UserInputError
 
 RUN = "run"
@@ -226,6 +227,11 @@ def _open_run(path: str, image_size: int | None) -> ModelSource:
         run = load_run(path)
     except UserInputError:
         raise
+    except CheckpointLayoutError as error:
+        raise UserInputError(f"the checkpoints of {path} hold layers that this version of tf-t2i "
+                             f"builds differently ({first_line(error)}): load it with the "
+                             "version that trained it (its export/ folder, if it has one, loads "
+                             "here), or pass another run.") from None
     except Exception as error:  # noqa: BLE001 - h5py, Keras and TF raise many types.
         raise UserInputError(f"the latest checkpoint of {path} cannot be loaded "
                              f"({first_line(error)}): resume training to write a new one, or "

@@ -2,6 +2,9 @@
 import keras
 import numpy as np
 
+# Conv2D arguments this layer fixes: a 3x3 "same" convolution, channels last, on the upsampled grid.
+_FIXED = ("kernel_size", "strides", "padding", "dilation_rate", "groups", "data_format")
+
 
 def _transposed_taps():
     """[4, 3] 0/1 matrix: which of the 3x3 kernel's rows (offsets -1, 0, +1 on the upsampled
@@ -35,8 +38,8 @@ class NearestUpsamplingConv2D(keras.layers.Conv2D):
 
     Args:
         filters: output channels.
-        **kwargs: Conv2D's other arguments (kernel_size, strides, padding, dilation_rate and
-            groups are fixed: 3, 1, "same", 1, 1).
+        **kwargs: Conv2D's other arguments (kernel_size, strides, padding, dilation_rate,
+            groups and data_format are fixed: 3, 1, "same", 1, 1, "channels_last").
 
     Call args:
         inputs: [batch, height, width, in].
@@ -46,16 +49,17 @@ class NearestUpsamplingConv2D(keras.layers.Conv2D):
     """
 
     def __init__(self, filters, **kwargs):
-        for fixed in ("kernel_size", "strides", "padding", "dilation_rate", "groups"):
+        for fixed in _FIXED:
             kwargs.pop(fixed, None)
-        super().__init__(filters, 3, padding="same", **kwargs)
+        super().__init__(filters, 3, padding="same", data_format="channels_last", **kwargs)
 
     def call(self, inputs):
         kernel = keras.ops.cast(self.kernel, self.compute_dtype)
         taps = keras.ops.convert_to_tensor(_transposed_taps(), dtype=self.compute_dtype)
         # [4, 4, filters, in], the layout keras.ops.conv_transpose takes.
         transposed = keras.ops.einsum("td,se,deco->tsoc", taps, taps, kernel)
-        outputs = keras.ops.conv_transpose(inputs, transposed, strides=2, padding="same")
+        outputs = keras.ops.conv_transpose(inputs, transposed, strides=2, padding="same",
+                                           data_format="channels_last")
         if self.use_bias:
             outputs = outputs + keras.ops.cast(self.bias, self.compute_dtype)
         return self.activation(outputs)
@@ -67,6 +71,6 @@ class NearestUpsamplingConv2D(keras.layers.Conv2D):
 
     def get_config(self):
         config = super().get_config()
-        for fixed in ("kernel_size", "strides", "padding", "dilation_rate", "groups"):
+        for fixed in _FIXED:
             config.pop(fixed, None)
         return config
