@@ -245,13 +245,15 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     """flowers64, cub64 (and tiny) keep Reed's conditioning; `default` uses what measured best
     in the ablation (docs/BENCHMARKS.md): affine G, projection D, over five seeds the text
     encoder's BatchNorm, and over five G's nearest-neighbour upsampling at ngf 32 and its rate
-    of four times D's."""
+    of four times D's, and (session 11) the hinge loss and a slower encoder warm-up with a
+    stronger hard negative term."""
     for name in ("tiny", "flowers64", "cub64"):
         model, train = get_preset(name).model, get_preset(name).train
         assert (model.generator_conditioning, model.discriminator_conditioning,
                 model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm,
                 model.upsampling) == ("concat", "concat", False, True, False, "transpose"), name
         assert (train.learning_rate, train.d_learning_rate) == (2e-4, 0.0), name
+        assert (train.gan_loss, train.mode_seeking_weight) == ("bce", 0.0), name
     default = get_preset("default")
     model = default.model
     assert (model.generator_conditioning, model.discriminator_conditioning,
@@ -259,6 +261,8 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
             model.upsampling, model.ngf) == ("affine", "projection", False, True, True, "nearest",
                                              32)
     assert (default.train.learning_rate, default.train.d_learning_rate) == (8e-4, 2e-4)
+    assert (default.train.gan_loss, default.train.mode_seeking_weight,
+            default.train.encoder_learning_rate) == ("hinge", 1.0, 5e-4)
 
 
 @pytest.mark.parametrize("override, field", [

@@ -59,7 +59,7 @@ def test_the_default_preset_uses_hard_negatives_found_in_its_captions():
     """What measured best in the ablation (docs/BENCHMARKS.md); no user word list."""
     config = get_preset("default")
     assert (config.train.hard_negative_weight, config.train.hard_negative_wrong_fraction) == (
-        1.0, 0.5)
+        5.0, 0.5)
     assert config.train.hard_negatives and config.data.attribute_words == ""
 
 

@@ -413,18 +413,21 @@ def _default() -> Config:
     the text encoder's GRU state starts the captions apart, so the warm-up has no plateau and
     the embedding keeps the background (five seeds in docs/BENCHMARKS.md); G is conditioned
     by affine modulation of its BatchNorms, D by a projection term; half of D's wrong texts are
-    the image's own caption with its attribute words swapped. The mode-seeking term keeps G from
-    drawing one image per caption whatever z is; without it the style encoder has nothing to
-    recover. D trains on the fakes G draws for its own step (`train.shared_fakes`: one G
-    forward pass per step instead of Reed's two, 12% fewer FLOPs per step). G learns at four
-    times D's rate (8e-4 against Reed's 2e-4, which D keeps): in 800 steps G is the one that
-    lags, and it then draws seen colour pairs right more often (three seeds in
-    docs/BENCHMARKS.md, "Session 9"). G upsamples by nearest neighbour and a 3x3 convolution
-    instead of Reed's transposed convolutions, which draw a 2-pixel speckle, and is two thirds
-    as wide (ngf 32, not 48): on five seeds it draws seen colour pairs and backgrounds at least
-    as well as ngf 48 with transposed convolutions, with smoother images, at 0.55x the FLOPs
-    per step (28.1 against 51.4 GFLOP) and 0.63x the step time with the CPU capped at AVX2
-    (float32; docs/BENCHMARKS.md, "Session 10").
+    the image's own caption with its attribute words swapped. The hard negative term weighs 5
+    (it is one hinge per image against 126 of the matching loss) at an encoder rate of 5e-4,
+    not 1 at 1e-3: the embedding then tells a caption from its colour swap more often (seen
+    pairs nearest their own pair 0.81-0.87 against 0.75-0.81), and at 1e-3 the stronger term
+    blew the warm-up's matching loss up on one seed of five. D and G use the hinge loss
+    (DF-GAN). The mode-seeking term keeps G from drawing one image per caption whatever z is;
+    without it the style encoder has nothing to recover (at weight 0.25 instead of 1, seen
+    colour pairs rose by 0.03 and style transfer fell by 0.05 over five seeds). D trains on
+    the fakes G draws for its own step (`train.shared_fakes`: one G forward pass per step
+    instead of Reed's two, 12% fewer FLOPs per step). G learns at four times D's rate (8e-4
+    against Reed's 2e-4, which D keeps): in 800 steps G is the one that lags. G upsamples
+    by nearest neighbour and a 3x3 convolution instead of Reed's transposed convolutions,
+    which draw a 2-pixel speckle, and is two thirds as wide (ngf 32, not 48), at 0.55x the
+    FLOPs per step (28.1 against 51.4 GFLOP).
+    docs/BENCHMARKS.md, sessions 9-11, has the seeds behind each choice.
     `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
     AVX-512 bf16) and float32 elsewhere.
     """
@@ -439,10 +442,10 @@ def _default() -> Config:
                           discriminator_conditioning="projection", text_batch_norm=True),
         train=TrainConfig(steps=800, style_steps=300, sample_every=200, checkpoint_every=200,
                           learning_rate=8e-4, d_learning_rate=2e-4, lr_decay_every_epochs=0,
-                          mode_seeking_weight=1.0, eval_every=400,
+                          gan_loss="hinge", mode_seeking_weight=1.0, eval_every=400,
                           best_metric="attribute_accuracy", encoder_warmup_steps=200,
-                          encoder_learning_rate=1e-3, freeze_encoders=True,
-                          hard_negative_weight=1.0, hard_negative_wrong_fraction=0.5,
+                          encoder_learning_rate=5e-4, freeze_encoders=True,
+                          hard_negative_weight=5.0, hard_negative_wrong_fraction=0.5,
                           shared_fakes=True),
     )
 
