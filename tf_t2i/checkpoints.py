@@ -12,7 +12,7 @@ import sys
 import uuid
 
 from tf_t2i.durable import publish, write_json_atomically
-from tf_t2i.errors import UserInputError
+from tf_t2i.errors import UserInputError, first_line
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
@@ -182,8 +182,3 @@ def _remove_quietly(path: str):
         os.remove(path)
     except OSError:
         pass
-
-
-def first_line(error: Exception) -> str:
-    """The first line of an error message (HDF5 messages span lines)."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

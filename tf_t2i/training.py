@@ -13,15 +13,14 @@ import keras
 import numpy as np
 
 from tf_t2i import distribution
-from tf_t2i.checkpoints import (UNREADABLE_CHECKPOINT, CheckpointLayoutError, RunCheckpoints,
-                                first_line)
+from tf_t2i.checkpoints import UNREADABLE_CHECKPOINT, CheckpointLayoutError, RunCheckpoints
 from tf_t2i.config import Config
 from tf_t2i.data.attribute_words import attribute_words, read_attribute_words
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import DatasetIndex
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
-from tf_t2i.errors import TrainingInterrupted, UserInputError
+from tf_t2i.errors import TrainingInterrupted, UserInputError, first_line
 from tf_t2i.evaluation.curves import write_training_curves
 from tf_t2i.evaluation.training_evaluator import TrainingEvaluator
 from tf_t2i.export import export_saved_model

@@ -19,8 +19,7 @@ import numpy as np
 
 from tf_t2i.config import REED_ALPHABET, DataConfig
 from tf_t2i.data.dataset_index import DatasetIndex, Split
-from tf_t2i.errors import UserInputError
-from tf_t2i.evaluation.model_source import first_line
+from tf_t2i.errors import UserInputError, first_line
 
 CONFIG_FILE = "evaluator.json"
 WEIGHTS_FILES = {"text": "text_encoder.weights.h5", "image": "image_encoder.weights.h5"}

@@ -22,7 +22,7 @@ import re
 import numpy as np
 
 from tf_t2i.checkpoints import CheckpointLayoutError
-from tf_t2i.errors import UserInputError
+from tf_t2i.errors import UserInputError, first_line
 
 RUN = "run"
 EXPORT = "export"
@@ -249,11 +249,6 @@ def _checkpoint_text(record: dict | None) -> str:
     if record.get("style_step"):
         text += f", style step {record['style_step']}"
     return text
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip().split("\n")[0] or type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def from_training_model(gan, caption_encoder, config: dict | None = None,
