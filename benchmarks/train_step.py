@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tf_t2i.config import PRECISIONS, PRESETS, Config, apply_overrides, get_preset  # noqa: E402
+from tf_t2i.cpu_kernels import ONEDNN_VARIABLE, enable_onednn  # noqa: E402
 
 CEILING_KINDS = ("float32", "bfloat16")
 
@@ -69,7 +70,8 @@ def cpu_description() -> dict:
     except (OSError, AttributeError):
         pass
     return {"cpu": model, "cpu_flags": sorted(flags), "cores": os.cpu_count(),
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+            "onednn_opts": os.environ.get(ONEDNN_VARIABLE)}
 
 
 def measure_ceiling(kind: str) -> dict:
@@ -235,6 +237,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
+    enable_onednn()  # as train.py does, before TensorFlow starts (tf_t2i.cpu_kernels)
     if args.ceiling:
         print(json.dumps(measure_ceiling(args.ceiling)))
         return
