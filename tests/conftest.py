@@ -7,6 +7,12 @@ import shutil
 
 import pytest
 
+from tf_t2i.cpu_kernels import enable_onednn
+
+# The kernels `train.py` runs with, set before any test imports TensorFlow: tests compare runs
+# of this process with runs of `train.py` subprocesses to float tolerance, and oneDNN's and
+# Eigen's kernels round differently (tf_t2i.cpu_kernels).
+enable_onednn()
 # cli_tiny_run's folder as it was right after its first checkpoint, next to the run folder.
 FIRST_CHECKPOINT = "run-at-first-checkpoint"
 
