@@ -90,9 +90,12 @@ def test_frozen_gan_step_on_the_pipelines_embeddings_equals_the_step_on_ids(enco
     gan = make_gan(encoder, **overrides)
     gan.train_step(ids_batch)
     after_ids = snapshot(gan)
+    # Adam's first step moves a weight by up to the learning rate whatever its gradient's size,
+    # so round-off in a gradient near Adam's epsilon shows as up to 1e-4 here (oneDNN's AVX2
+    # kernels: 4.4e-5 on 4 of 65,536 weights of G), not 1e-5.
     for group, values in after_ids.items():
         for embedded, from_ids in zip(after_embedded[group], values):
-            np.testing.assert_allclose(embedded, from_ids, atol=1e-5, err_msg=group)
+            np.testing.assert_allclose(embedded, from_ids, atol=1e-4, err_msg=group)
 
 
 def test_a_gan_step_that_trains_the_encoders_refuses_precomputed_embeddings(encoder):
