@@ -38,6 +38,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="caption choice and noise seed.")
     args = parser.parse_args(argv)
 
+    from tf_t2i.cpu_kernels import enable_onednn
+
+    enable_onednn()  # the kernels train.py trained with, before TensorFlow starts
     import tensorflow as tf  # after argparse: --help stays fast
 
     from tf_t2i.evaluation.caption_fidelity import SCORED, attribute_accuracy

@@ -41,6 +41,9 @@ def main(argv=None) -> None:
                         help="captions scored per split (%(default)s).")
     parser.add_argument("--seed", type=int, default=0, help="caption choice seed.")
     args = parser.parse_args(argv)
+    from tf_t2i.cpu_kernels import enable_onednn
+
+    enable_onednn()  # the kernels train.py trained with, before TensorFlow starts
     for line in report(args.run_dir, args.captions, args.seed):
         print(line)
 
