@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -18,6 +19,34 @@ def test_paper_presets_use_reed_settings():
     assert config.train.learning_rate == 2e-4 and config.train.beta_1 == 0.5
     assert config.train.epochs == 600 and config.train.lr_decay_every_epochs == 100
     assert config.model.ngf == 128 and config.model.ndf == 64 and config.model.z_dim == 100
+
+
+# The options `default` measured best with and the plus presets carry to Reed's 64 px run.
+PLUS_MODEL_FIELDS = {"upsampling", "generator_conditioning", "discriminator_conditioning",
+                     "text_batch_norm"}
+PLUS_TRAIN_FIELDS = {"gan_loss", "mode_seeking_weight", "hard_negative_weight",
+                     "hard_negative_wrong_fraction", "shared_fakes"}
+
+
+@pytest.mark.parametrize("paper", ["flowers64", "cub64"])
+def test_plus_presets_are_reeds_run_with_the_default_presets_quality_options(paper):
+    plus, reed, default = get_preset(f"{paper}-plus"), get_preset(paper), get_preset("default")
+    assert plus.name == f"{paper}-plus" and plus.data == reed.data
+    for section, carried in (("model", PLUS_MODEL_FIELDS), ("train", PLUS_TRAIN_FIELDS)):
+        for field in dataclasses.fields(getattr(reed, section)):
+            source = default if field.name in carried else reed
+            assert (getattr(getattr(plus, section), field.name)
+                    == getattr(getattr(source, section), field.name)), f"{section}.{field.name}"
+    # The carried options are on, not Reed's values that `default` happens to share.
+    assert (plus.model.upsampling, plus.model.generator_conditioning,
+            plus.model.discriminator_conditioning, plus.model.text_batch_norm) == (
+        "nearest", "affine", "projection", True)
+    assert (plus.train.gan_loss, plus.train.mode_seeking_weight, plus.train.hard_negative_weight,
+            plus.train.hard_negative_wrong_fraction, plus.train.shared_fakes) == (
+        "hinge", 1.0, 5.0, 0.5, True)
+    # Reed's widths and rates, not the CPU budget's.
+    assert (plus.model.ngf, plus.train.learning_rate, plus.train.d_learning_rate,
+            plus.train.encoder_learning_rate) == (128, 2e-4, 0.0, 0.0)
 
 
 def test_overrides_parse_types():

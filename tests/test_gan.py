@@ -452,11 +452,13 @@ def variable_fingerprint(gan):
 
 def test_every_preset_keeps_the_quality_options_off():
     """All off, but the `default` preset's own rate for D (Reed's 2e-4, while its G learns at
-    8e-4) and its hinge loss (test_conditioning pins those measured choices)."""
+    8e-4) and the hinge loss of `default` and the plus presets (test_conditioning and
+    test_config pin those measured choices)."""
     from tf_t2i.config import PRESETS
     for name in PRESETS:
         train = get_preset(name).train
         expected = (dict(QUALITY_OFF, d_learning_rate=2e-4, gan_loss="hinge") if name == "default"
+                    else dict(QUALITY_OFF, gan_loss="hinge") if name.endswith("-plus")
                     else QUALITY_OFF)
         assert {field: getattr(train, field) for field in QUALITY_OFF} == expected, name
 

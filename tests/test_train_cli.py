@@ -332,3 +332,36 @@ def test_data_a_dry_run_accepts_feeds_the_training_pipeline(tmp_path, capsys):
     batch = next(iter(make_train_dataset(load_dataset(data).train, data, encoder)))
     assert batch["images"].shape == (8, 32, 32, 3)
     assert batch["captions"].shape == (8, 4, data.caption_length)
+
+
+def test_flowers64_plus_trains_on_a_reed_folder_with_its_options(tmp_path, capsys):
+    """The GPU preset with the quality options runs end to end (warm-up with hard negatives
+    found in the folder's captions, GAN steps, style step) at the tiny preset's sizes."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    expected = make_reed_dataset(str(data), "flat", classes=5, test_classes=2,
+                                 images_per_class=4, captions_per_image=3)
+    # The fixture's captions ("caption 0 of image_00013 in class_00005") have no attribute
+    # words to discover: the class names, given as attribute words, make the hard negatives.
+    given = ",".join(expected["class_names"])
+    sizes = [f"data.attribute_words={given}", "model.z_dim=16", "model.embedding_dim=32", "model.text_projection_dim=16",
+             "model.ngf=16", "model.ndf=8", "model.char_embedding_dim=16",
+             "model.text_conv_filters=32,32", "model.text_rnn_units=32",
+             "model.image_encoder_filters=16,32", "model.style_encoder_filters=16,32",
+             "data.caption_length=64", "train.encoder_warmup_steps=2", "train.style_steps=1",
+             "train.sample_every=2", "train.checkpoint_every=2", "train.log_every=1",
+             "train.steps_per_execution=1"]
+    overrides = [arg for size in sizes for arg in ("--set", size)]
+    code, out, err = run_train(capsys, "--preset", "flowers64-plus", "--data", data, "--format",
+                               "reed", "--image-size", "32", "--batch-size", "4", "--steps", "2",
+                               "--no-export", "--out", run, *overrides)
+    assert code == 0, err
+    assert f"attribute words: 0 discovered; 5 given: {given.replace(',', ', ')}" in out, out
+    with open(run / "config.json", encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["name"] == "flowers64-plus"
+    assert (config["model"]["generator_conditioning"], config["model"]["upsampling"],
+            config["train"]["gan_loss"], config["train"]["hard_negative_weight"]) == (
+        "affine", "nearest", "hinge", 5.0)
+    with open(run / "checkpoints" / "latest.json", encoding="utf-8") as f:
+        record = json.load(f)
+    assert (record["encoder_step"], record["step"], record["style_step"]) == (2, 2, 1)
