@@ -335,16 +335,16 @@ def test_data_a_dry_run_accepts_feeds_the_training_pipeline(tmp_path, capsys):
 
 
 def test_flowers64_plus_trains_on_a_reed_folder_with_its_options(tmp_path, capsys):
-    """The GPU preset with the quality options runs end to end (warm-up with hard negatives
-    found in the folder's captions, GAN steps, style step) at the tiny preset's sizes."""
+    """The GPU preset with the quality options runs end to end (warm-up with hard negative
+    captions, GAN steps, style step) at the tiny preset's sizes."""
     data, run = tmp_path / "data", tmp_path / "run"
     expected = make_reed_dataset(str(data), "flat", classes=5, test_classes=2,
                                  images_per_class=4, captions_per_image=3)
     # The fixture's captions ("caption 0 of image_00013 in class_00005") have no attribute
     # words to discover: the class names, given as attribute words, make the hard negatives.
     given = ",".join(expected["class_names"])
-    sizes = [f"data.attribute_words={given}", "model.z_dim=16", "model.embedding_dim=32", "model.text_projection_dim=16",
-             "model.ngf=16", "model.ndf=8", "model.char_embedding_dim=16",
+    sizes = [f"data.attribute_words={given}", "model.z_dim=16", "model.embedding_dim=32",
+             "model.text_projection_dim=16", "model.ngf=16", "model.ndf=8", "model.char_embedding_dim=16",
              "model.text_conv_filters=32,32", "model.text_rnn_units=32",
              "model.image_encoder_filters=16,32", "model.style_encoder_filters=16,32",
              "data.caption_length=64", "train.encoder_warmup_steps=2", "train.style_steps=1",
