@@ -18,6 +18,7 @@ import pytest
 
 from tests.fixtures import JSONL_SKIPS, REED_SKIPS, make_jsonl_dataset, make_reed_dataset
 from tf_t2i.cli.train import main
+from tf_t2i.config import get_preset
 from tf_t2i.data import jsonl_dataset, reed_dataset
 from tf_t2i.data.synthetic import load_synthetic
 
@@ -343,13 +344,16 @@ def test_flowers64_plus_trains_on_a_reed_folder_with_its_options(tmp_path, capsy
     # The fixture's captions ("caption 0 of image_00013 in class_00005") have no attribute
     # words to discover: the class names, given as attribute words, make the hard negatives.
     given = ",".join(expected["class_names"])
-    sizes = [f"data.attribute_words={given}", "model.z_dim=16", "model.embedding_dim=32",
-             "model.text_projection_dim=16", "model.ngf=16", "model.ndf=8", "model.char_embedding_dim=16",
-             "model.text_conv_filters=32,32", "model.text_rnn_units=32",
-             "model.image_encoder_filters=16,32", "model.style_encoder_filters=16,32",
-             "data.caption_length=64", "train.encoder_warmup_steps=2", "train.style_steps=1",
-             "train.sample_every=2", "train.checkpoint_every=2", "train.log_every=1",
-             "train.steps_per_execution=1"]
+    tiny = get_preset("tiny").model
+    sizes = [f"model.{name}="
+             + (",".join(map(str, value)) if isinstance(value, tuple) else str(value))
+             for name in ("z_dim", "embedding_dim", "text_projection_dim", "ngf", "ndf",
+                          "char_embedding_dim", "text_conv_filters", "text_rnn_units",
+                          "image_encoder_filters", "style_encoder_filters")
+             for value in [getattr(tiny, name)]]
+    sizes += [f"data.attribute_words={given}", "data.caption_length=64",
+              "train.encoder_warmup_steps=2", "train.style_steps=1", "train.sample_every=2",
+              "train.checkpoint_every=2", "train.log_every=1", "train.steps_per_execution=1"]
     overrides = [arg for size in sizes for arg in ("--set", size)]
     code, out, err = run_train(capsys, "--preset", "flowers64-plus", "--data", data, "--format",
                                "reed", "--image-size", "32", "--batch-size", "4", "--steps", "2",
