@@ -92,7 +92,7 @@ def embedded_once(embed_caption_table):
 
 
 def run_training(config: Config, run_dir: str, resume: bool = False,
-                 export: bool = True) -> dict:
+                 export: bool = True, embed_captions=None) -> dict:
     """Runs the GAN stage, then the style stage, then exports, in `run_dir`; returns the record.
 
     With `resume`, continues from the run folder's latest checkpoint: every weight, optimizer
@@ -106,7 +106,14 @@ def run_training(config: Config, run_dir: str, resume: bool = False,
 
     Without `export`, the run ends after its last checkpoint without writing `RUN_DIR/export/`
     (an earlier export there stays as it was; `evaluate.py export` exports any run folder).
+
+    `embed_captions` (caption ids int32 [M, T] -> float32 [M, E]), where given, stands in for
+    the frozen text encoder's embeddings in the GAN and style stages (`train.freeze_encoders`):
+    `benchmarks/oracle_text.py` trains on a perfect text code this way.
     """
+    if embed_captions is not None and not config.train.freeze_encoders:
+        raise ValueError("embed_captions replaces a frozen text encoder: set "
+                         "train.freeze_encoders=true.")
     strategy = distribution.make_strategy(config.train.strategy)
     chief = distribution.is_chief(strategy)
     distribution.check_batch_size(strategy, config.data.batch_size, pairs=(
@@ -123,11 +130,11 @@ def run_training(config: Config, run_dir: str, resume: bool = False,
         changes = check_resume(run_dir, absolute_data_path(read_run_config(run_dir)), config)
     with RunLock(run_dir) if chief else contextlib.nullcontext():
         return _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strategy,
-                                       chief, export)
+                                       chief, export, embed_captions)
 
 
 def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strategy,
-                            chief, export) -> dict:
+                            chief, export, embed_captions=None) -> dict:
     keras.mixed_precision.set_global_policy(config.train.precision)
     keras.utils.set_random_seed(config.data.seed)
     if not resume:
@@ -161,7 +168,7 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
 
     # Once frozen, the text encoder stays so for the rest of the run: the style stage reuses
     # the frozen GAN stage's table.
-    embed_once = embedded_once(gan.embed_caption_table)
+    embed_once = embedded_once(embed_captions or gan.embed_caption_table)
 
     def stream(start_step, words=None, frozen_text=False):
         # Where the text encoder does not train, the pipeline embeds every caption once
