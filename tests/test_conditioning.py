@@ -21,6 +21,7 @@ from tf_t2i.models.conditional_affine import ConditionalAffine
 from tf_t2i.models.discriminator import Discriminator
 from tf_t2i.models.generator import Generator
 from tf_t2i.models.residual_block import ResidualBlock
+from tf_t2i.models.token_attention_affine import TokenAttentionAffine
 from tf_t2i.runs import build_gan
 
 from tests.model_checks import assert_model_checks
@@ -126,6 +127,71 @@ def test_affine_generator_with_a_zero_modulation_draws_what_reeds_generator_draw
     modulation = next(w for w in affine.weights if "modulation/bias" in w.path)
     modulation.assign(np.full(modulation.shape, 0.5, "float32"))
     assert not np.allclose(_numpy(affine(inputs)), _numpy(concat(inputs)), atol=1e-4)
+
+
+# TokenAttentionAffine and the generator's attention conditioning
+
+def test_token_attention_affine_checks(tmp_path):
+    inputs = (_normal(BATCH, 4, 4, 5), _normal(BATCH, 3, 6, seed=1))
+    assert_model_checks(TokenAttentionAffine, dict(key_dim=4), inputs, (BATCH, 4, 4, 5), tmp_path)
+
+
+def test_token_attention_affine_starts_as_the_identity_and_computes_its_formula():
+    features, tokens = _normal(BATCH, 4, 4, 5), _normal(BATCH, 3, 6, seed=1)
+    layer = TokenAttentionAffine(key_dim=4)
+    np.testing.assert_array_equal(_numpy(layer((features, tokens))), features)
+    layer.modulation.kernel.assign(_normal(5, 10, seed=2))
+    layer.modulation.bias.assign(_normal(10, seed=3))
+    slotted = tokens + _numpy(layer.slot_embedding)
+    logits = np.einsum("bhwk,btk->bhwt", features @ _numpy(layer.query.kernel),
+                       slotted @ _numpy(layer.key.kernel)) / 2.0
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    values = np.maximum(slotted @ _numpy(layer.value.kernel) + _numpy(layer.value.bias), 0)
+    context = np.einsum("bhwt,btc->bhwc", weights, values)
+    modulation = context @ _numpy(layer.modulation.kernel) + _numpy(layer.modulation.bias)
+    expected = features * (1 + modulation[..., :5]) + modulation[..., 5:]
+    np.testing.assert_allclose(_numpy(layer((features, tokens))), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_attention_generator_checks(tmp_path):
+    inputs = (_normal(BATCH, Z_DIM), _normal(BATCH, EMBEDDING_DIM, seed=1))
+    generator = assert_model_checks(
+        Generator, dict(G_KWARGS, conditioning="attention", text_tokens=3), inputs,
+        (BATCH, 32, 32, 3), tmp_path, output_range=(-1.0, 1.0))
+    # The 4x4 stage is modulated by [z, t] (its BatchNorm and its residual block's three); the
+    # 8x8 and 16x16 BatchNorms outside the residual blocks by attention over 3 tokens of 4.
+    paths = {w.path.rsplit("/", 2)[0] for w in generator.weights if "modulation/kernel" in w.path}
+    assert sum("token_attention_affine" in p for p in paths) == 2
+    assert len(paths) == 2 + 1 + 3
+    slots = [w for w in generator.weights if "slot_embedding" in w.path]
+    assert [tuple(w.shape) for w in slots] == [(3, 4), (3, 4)]
+
+
+def test_token_slots_tell_tokens_of_the_same_content_apart():
+    """Swapping two tokens changes a pixel's modulation only through the slot embeddings: without
+    them the layer reads a bag of tokens, which cannot bind a colour to a part."""
+    features, tokens = _normal(BATCH, 4, 4, 5), _normal(BATCH, 3, 6, seed=1)
+    swapped = tokens[:, [1, 0, 2]]
+    layer = TokenAttentionAffine(key_dim=4)
+    layer((features, tokens))
+    layer.modulation.kernel.assign(_normal(5, 10, seed=2))
+    layer.slot_embedding.assign(_normal(3, 6, seed=3))
+    assert not np.allclose(_numpy(layer((features, tokens))), _numpy(layer((features, swapped))),
+                           atol=1e-3)
+    layer.slot_embedding.assign(np.zeros((3, 6), "float32"))
+    np.testing.assert_allclose(_numpy(layer((features, tokens))),
+                               _numpy(layer((features, swapped))), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_conditioning_needs_tokens_that_divide_the_embedding():
+    with pytest.raises(ValueError, match="text_tokens \\(5\\) must divide embedding_dim"):
+        Generator(**G_KWARGS, conditioning="attention", text_tokens=5)
+    with pytest.raises(ValueError, match="model.text_tokens \\(5\\) must divide"):
+        apply_overrides(get_preset("tiny"), ["model.generator_conditioning=attention",
+                                             "model.text_tokens=5"]).validate()
+    # Other conditionings ignore the field.
+    apply_overrides(get_preset("tiny"), ["model.text_tokens=5"]).validate()
 
 
 def test_generator_rejects_an_unknown_conditioning():
@@ -365,3 +431,22 @@ def test_every_option_on_trains_under_xla(tmp_path):
     argv = [*_one_gan_step_argv(), "--set", "train.jit_compile=true"]
     arrays = _train_cli_arrays(tmp_path, "one", argv, mirrored=False)
     assert all(np.all(np.isfinite(value)) for value in arrays.values())
+
+
+def test_a_train_step_with_attention_conditioning_moves_the_token_attention():
+    tiny = apply_overrides(get_preset("tiny"), ["model.generator_conditioning=attention",
+                                                "model.text_tokens=4",
+                                                "data.synthetic_images_per_class=1"])
+    encoder = CaptionEncoder(tiny.data.alphabet, tiny.data.caption_length)
+    batch = next(iter(make_train_dataset(load_dataset(tiny.data).train, tiny.data, encoder)))
+    gan = build_gan(tiny, encoder.vocabulary_size, steps_per_epoch=10)
+    attention = [w for w in gan.generator.trainable_weights if "token_attention_affine" in w.path]
+    # Per layer: slots, query and key kernels, value and modulation kernels and biases.
+    assert len(attention) == 2 * 7
+    before = [_numpy(w).copy() for w in attention]
+    # Two steps: on the first, the zero-initialised modulation passes no gradient to the
+    # queries, keys and values.
+    for _ in range(2):
+        logs = gan.train_step(batch)
+        assert all(np.isfinite(float(value)) for value in logs.values()), logs
+    assert all(not np.array_equal(_numpy(w), b) for w, b in zip(attention, before))

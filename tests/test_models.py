@@ -148,10 +148,28 @@ def test_minibatch_stddev_channel_sees_a_collapsed_batch():
     assert keras.ops.convert_to_numpy(_minibatch_stddev(collapsed)).max() < 1e-3
 
 
-@pytest.mark.parametrize("state_batch_norm", [False, True])
-def test_text_encoder(tmp_path, state_batch_norm):
-    assert_model_checks(TextEncoder, {**TEXT_KWARGS, "state_batch_norm": state_batch_norm},
+@pytest.mark.parametrize("state_batch_norm, slots", [(False, 0), (True, 0), (True, 4)])
+def test_text_encoder(tmp_path, state_batch_norm, slots):
+    assert_model_checks(TextEncoder,
+                        {**TEXT_KWARGS, "state_batch_norm": state_batch_norm, "slots": slots},
                         _caption_ids(20), (BATCH, EMBEDDING_DIM), tmp_path)
+
+
+def test_text_slots_each_have_norm_sqrt_of_their_share_and_ignore_padding():
+    encoder = TextEncoder(**TEXT_KWARGS, slots=4)
+    short = _caption_ids(20)
+    short[0, 12:] = 0
+    long = np.concatenate([short, np.zeros_like(short)], axis=1)
+    short_embeddings = keras.ops.convert_to_numpy(encoder(short))
+    slots = short_embeddings.reshape(BATCH, 4, EMBEDDING_DIM // 4)
+    np.testing.assert_allclose(np.linalg.norm(slots, axis=-1), np.sqrt(EMBEDDING_DIM / 4),
+                               rtol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(long))[0], short_embeddings[0],
+                               rtol=1e-5, atol=1e-5)
+    empty = np.zeros_like(short)
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(encoder(empty))))
+    with pytest.raises(ValueError, match="slots \\(5\\) must be 0 or divide"):
+        TextEncoder(**TEXT_KWARGS, slots=5)
 
 
 def test_text_batch_norm_starts_the_captions_apart():

@@ -19,7 +19,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multiworker")
 UPSAMPLINGS = ("transpose", "nearest", "nearest_output")
 INTERPOLATIONS = ("interpolate", "extrapolate")
-GENERATOR_CONDITIONINGS = ("concat", "affine")
+GENERATOR_CONDITIONINGS = ("concat", "affine", "attention")
 DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
 GAN_LOSSES = ("bce", "hinge")
 DIFF_AUGMENTS = ("", "translation")
@@ -101,8 +101,15 @@ class ModelConfig:
         style_encoder_filters: widths of the style encoder's stride-2 convolutions.
         minibatch_stddev: give D the batch's feature standard deviation (not in Reed's design;
             counters a generator that ignores z).
-        generator_conditioning: "concat" (Reed: [z, t] enters G's first layer only) or "affine"
-            (also a text-conditioned scale and shift after every BatchNorm of G; DF-GAN).
+        generator_conditioning: "concat" (Reed: [z, t] enters G's first layer only), "affine"
+            (also a text-conditioned scale and shift after every BatchNorm of G; DF-GAN) or
+            "attention" (from 8x8 on, a scale and shift per pixel from attention over the
+            embedding read as `text_tokens` tokens; AttnGAN / SPADE-style; `Generator`).
+        text_tokens: the tokens G's "attention" conditioning splits the embedding into; must
+            divide `embedding_dim`.
+        text_slots: 0 (Reed: the text encoder averages its GRU outputs) or the number of
+            attention slots the text encoder's embedding is made of (`TextEncoder`); set
+            `text_tokens` to the same number so that G reads one slot per token.
         discriminator_conditioning: "concat" (Reed: text replicated and concatenated at 4x4) or
             "projection" (Reed's concat plus the projection term <W t, sum-pooled features>;
             Miyato & Koyama 2018).
@@ -129,6 +136,8 @@ class ModelConfig:
     style_encoder_filters: tuple[int, ...] = (64, 128, 256, 512)
     minibatch_stddev: bool = False
     generator_conditioning: str = "concat"
+    text_tokens: int = 4
+    text_slots: int = 0
     discriminator_conditioning: str = "concat"
     spectral_norm: bool = False
     discriminator_batch_norm: bool = True
@@ -327,6 +336,16 @@ class Config:
             (self.model.upsampling in UPSAMPLINGS, f"model.upsampling must be one of {UPSAMPLINGS}"),
             (self.model.generator_conditioning in GENERATOR_CONDITIONINGS,
              f"model.generator_conditioning must be one of {GENERATOR_CONDITIONINGS}"),
+            (self.model.generator_conditioning != "attention" or (
+                self.model.text_tokens >= 1
+                and self.model.embedding_dim % self.model.text_tokens == 0),
+             f"model.text_tokens ({self.model.text_tokens}) must divide model.embedding_dim "
+             f"({self.model.embedding_dim})"),
+            (self.model.text_slots >= 0 and (
+                self.model.text_slots == 0
+                or self.model.embedding_dim % self.model.text_slots == 0),
+             f"model.text_slots ({self.model.text_slots}) must be 0 or divide "
+             f"model.embedding_dim ({self.model.embedding_dim})"),
             (self.model.discriminator_conditioning in DISCRIMINATOR_CONDITIONINGS,
              f"model.discriminator_conditioning must be one of {DISCRIMINATOR_CONDITIONINGS}"),
             (self.train.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}"),

@@ -34,7 +34,7 @@ def build_text_encoder(model_cfg, data_cfg, vocabulary_size, jit_compile=False,
         char_embedding_dim=model_cfg.char_embedding_dim, conv_filters=model_cfg.text_conv_filters,
         rnn_units=model_cfg.text_rnn_units, embedding_dim=model_cfg.embedding_dim,
         use_cudnn=False if jit_compile else "auto", state_batch_norm=model_cfg.text_batch_norm,
-        sync_batch_norm=sync_batch_norm, name="text_encoder")
+        sync_batch_norm=sync_batch_norm, slots=model_cfg.text_slots, name="text_encoder")
     encoder(keras.ops.zeros((1, data_cfg.caption_length), dtype="int32"))
     return encoder
 
@@ -54,7 +54,8 @@ def build_generator(model_cfg, data_cfg, sync_batch_norm=False, name="generator"
         image_size=data_cfg.image_size, z_dim=model_cfg.z_dim,
         embedding_dim=model_cfg.embedding_dim, text_projection_dim=model_cfg.text_projection_dim,
         ngf=model_cfg.ngf, upsampling=model_cfg.upsampling, sync_batch_norm=sync_batch_norm,
-        conditioning=model_cfg.generator_conditioning, name=name)
+        conditioning=model_cfg.generator_conditioning, text_tokens=model_cfg.text_tokens,
+        name=name)
     generator((keras.ops.zeros((1, model_cfg.z_dim)),
                keras.ops.zeros((1, model_cfg.embedding_dim))))
     return generator

@@ -8,6 +8,7 @@ from tf_t2i.models import blocks
 from tf_t2i.models.conditional_affine import ConditionalAffine
 from tf_t2i.models.nearest_upsampling_conv2d import NearestUpsamplingConv2D
 from tf_t2i.models.residual_block import ResidualBlock
+from tf_t2i.models.token_attention_affine import TokenAttentionAffine
 
 IMAGE_SIZES = (32, 64, 128)
 
@@ -50,7 +51,12 @@ class Generator(keras.Model):
             backend; for distributed training).
         conditioning: "concat" (Reed: [z, t] enters the first layer only) or "affine" (also a
             `ConditionalAffine` on [z, t] after every BatchNorm of the decoder, those inside the
-            residual blocks included; DF-GAN's fusion; not in Reed's design).
+            residual blocks included; DF-GAN's fusion; not in Reed's design) or "attention"
+            ([z, t] modulates the 4x4 stage as in "affine"; from 8x8 on, every BatchNorm of the
+            decoder is followed by a `TokenAttentionAffine` over the embedding read as
+            `text_tokens` tokens, so that each pixel draws from the tokens it attends to).
+        text_tokens: with "attention", the number of tokens the embedding is split into
+            (embedding_dim / text_tokens values each); ignored otherwise.
 
     Call args:
         inputs: a pair (z [batch, z_dim], text_embedding [batch, embedding_dim]).
@@ -64,7 +70,7 @@ class Generator(keras.Model):
 
     def __init__(self, image_size=64, z_dim=100, embedding_dim=1024, text_projection_dim=128,
                  ngf=128, upsampling="transpose", sync_batch_norm=False, conditioning="concat",
-                 **kwargs):
+                 text_tokens=1, **kwargs):
         super().__init__(**kwargs)
         if image_size not in IMAGE_SIZES:
             raise ValueError(
@@ -77,6 +83,9 @@ class Generator(keras.Model):
                              f"got {conditioning!r}.")
         if ngf < 2:
             raise ValueError(f"Generator ngf must be >= 2, got {ngf}.")
+        if conditioning == "attention" and (text_tokens < 1 or embedding_dim % text_tokens):
+            raise ValueError(f"Generator text_tokens ({text_tokens}) must divide embedding_dim "
+                             f"({embedding_dim}) for conditioning='attention'.")
         self.image_size = image_size
         self.z_dim = z_dim
         self.embedding_dim = embedding_dim
@@ -85,8 +94,9 @@ class Generator(keras.Model):
         self.upsampling = upsampling
         self.sync_batch_norm = sync_batch_norm
         self.conditioning = conditioning
+        self.text_tokens = text_tokens
         norm = {"synchronized": sync_batch_norm}
-        conditional = conditioning == "affine"
+        conditional = conditioning in ("affine", "attention")
 
         # Reed projects the text without BatchNorm in G (only a LeakyReLU).
         self.text_projection = keras.Sequential(
@@ -101,7 +111,8 @@ class Generator(keras.Model):
                   ResidualBlock(widths[0], widths[0] // 4, "relu", sync_batch_norm, conditional),
                   *_upsample(widths[1], upsampling, use_bias=False),
                   blocks.batch_norm(**norm),
-                  ResidualBlock(widths[1], widths[1] // 4, "relu", sync_batch_norm, conditional)]
+                  ResidualBlock(widths[1], widths[1] // 4, "relu", sync_batch_norm,
+                                conditioning == "affine")]
         for width in widths[2:]:
             layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(**norm),
                        keras.layers.ReLU()]
@@ -109,7 +120,9 @@ class Generator(keras.Model):
         layers += [*_upsample(3, upsampling, output=True, dtype="float32"),
                    keras.layers.Activation("tanh", dtype="float32")]
         if conditional:
-            self.image_decoder = _conditioned_decoder(layers, z_dim + text_projection_dim)
+            tokens = ((text_tokens, embedding_dim // text_tokens)
+                      if conditioning == "attention" else None)
+            self.image_decoder = _conditioned_decoder(layers, z_dim + text_projection_dim, tokens)
         else:
             self.image_decoder = keras.Sequential(layers, name="image_decoder")
 
@@ -117,7 +130,12 @@ class Generator(keras.Model):
         z, text_embedding = inputs
         text = self.text_projection(text_embedding, training=training)
         z = keras.ops.cast(z, text.dtype)
-        return self.image_decoder(keras.ops.concatenate([z, text], axis=-1), training=training)
+        condition = keras.ops.concatenate([z, text], axis=-1)
+        if self.conditioning == "attention":
+            tokens = keras.ops.reshape(text_embedding, (-1, self.text_tokens,
+                                                        self.embedding_dim // self.text_tokens))
+            return self.image_decoder((condition, tokens), training=training)
+        return self.image_decoder(condition, training=training)
 
     def get_config(self):
         config = super().get_config()
@@ -125,17 +143,25 @@ class Generator(keras.Model):
                       embedding_dim=self.embedding_dim,
                       text_projection_dim=self.text_projection_dim, ngf=self.ngf,
                       upsampling=self.upsampling, sync_batch_norm=self.sync_batch_norm,
-                      conditioning=self.conditioning)
+                      conditioning=self.conditioning, text_tokens=self.text_tokens)
         return config
 
 
-def _conditioned_decoder(layers, condition_dim):
+def _conditioned_decoder(layers, condition_dim, tokens=None):
     """`layers` as a functional model of the condition [z, t] that also feeds a
-    `ConditionalAffine` after every BatchNorm and the (conditional) residual blocks."""
+    `ConditionalAffine` after every BatchNorm and the conditional residual blocks; with
+    `tokens` (num_tokens, token_dim), a second input of text tokens feeds a
+    `TokenAttentionAffine` instead after every BatchNorm from 8x8 on."""
     condition = keras.Input((condition_dim,), name="condition")
+    token_input = None if tokens is None else keras.Input(tokens, name="tokens")
     x = condition
     for layer in layers:
-        x = layer((x, condition)) if isinstance(layer, ResidualBlock) else layer(x)
+        conditional_block = isinstance(layer, ResidualBlock) and layer.conditional
+        x = layer((x, condition)) if conditional_block else layer(x)
         if isinstance(layer, keras.layers.BatchNormalization):
-            x = ConditionalAffine()((x, condition))
-    return keras.Model(condition, x, name="image_decoder")
+            if token_input is not None and x.shape[1] >= 8:
+                x = TokenAttentionAffine()((x, token_input))
+            else:
+                x = ConditionalAffine()((x, condition))
+    inputs = condition if token_input is None else (condition, token_input)
+    return keras.Model(inputs, x, name="image_decoder")

@@ -14,6 +14,13 @@ class TextEncoder(keras.Model):
     mean of the GRU outputs over the caption's characters (-> BatchNorm, optionally) -> Dense ->
     scaled to norm sqrt(embedding_dim).
 
+    With `slots` > 0 (not in Reed's design) the mean is replaced by `slots` learned queries, each
+    attending over the GRU outputs of the caption's positions and reading a value of
+    embedding_dim / slots from them; the embedding is the slots side by side, each scaled to norm
+    sqrt(embedding_dim / slots). A slot can so hold one attribute together with the part it is
+    bound to, which a generator reading the embedding as tokens (`Generator` with
+    conditioning="attention" and text_tokens = slots) draws where that part is.
+
     Captions must be right-padded with id 0. Padding is zeroed after every convolution and left out
     of the average, so a caption's embedding does not depend on how much padding follows it; the
     GRU gets no mask (a forward GRU never sees later steps), which keeps it cuDNN-compatible.
@@ -39,6 +46,8 @@ class TextEncoder(keras.Model):
             in the default preset), and the matching loss stays on its plateau for 50 to 250
             steps, by the seed (docs/BENCHMARKS.md, session 7).
         sync_batch_norm: that BatchNorm's statistics over the global batch of all replicas.
+        slots: 0 (Reed: the mean of the GRU outputs) or the number of attention slots (see
+            above; must divide embedding_dim; `state_batch_norm` then normalises the GRU outputs).
 
     Call args:
         inputs: int32 [batch, sequence_length] character ids, 0 = padding.
@@ -52,7 +61,7 @@ class TextEncoder(keras.Model):
 
     def __init__(self, vocabulary_size, sequence_length=201, char_embedding_dim=64,
                  conv_filters=(384, 512, 512), rnn_units=512, embedding_dim=1024, use_cudnn="auto",
-                 state_batch_norm=False, sync_batch_norm=False, **kwargs):
+                 state_batch_norm=False, sync_batch_norm=False, slots=0, **kwargs):
         super().__init__(**kwargs)
         if vocabulary_size < 3:
             raise ValueError(f"TextEncoder vocabulary_size must count padding, unknown and at "
@@ -63,6 +72,9 @@ class TextEncoder(keras.Model):
             raise ValueError(f"TextEncoder sequence_length={sequence_length} is too short for "
                              f"{len(conv_filters)} convolutions with max-pooling by {POOL_SIZE}: "
                              "lengthen captions or use fewer conv_filters.")
+        if slots < 0 or (slots and embedding_dim % slots):
+            raise ValueError(f"TextEncoder slots ({slots}) must be 0 or divide embedding_dim "
+                             f"({embedding_dim}).")
         self.vocabulary_size = vocabulary_size
         self.sequence_length = sequence_length
         self.char_embedding_dim = char_embedding_dim
@@ -72,6 +84,7 @@ class TextEncoder(keras.Model):
         self.use_cudnn = use_cudnn
         self.state_batch_norm = state_batch_norm
         self.sync_batch_norm = sync_batch_norm
+        self.slots = slots
 
         self.char_embedding = keras.layers.Embedding(
             vocabulary_size, char_embedding_dim, embeddings_initializer=blocks.weight_init())
@@ -84,7 +97,14 @@ class TextEncoder(keras.Model):
         self.rnn = keras.layers.GRU(rnn_units, return_sequences=True, use_cudnn=use_cudnn)
         self.state_norm = (blocks.batch_norm(sync_batch_norm, name="state_norm")
                            if state_batch_norm else None)
-        self.projection = blocks.dense(embedding_dim, dtype="float32")
+        if slots:
+            self.slot_queries = self.add_weight(name="slot_queries", shape=(slots, rnn_units),
+                                                initializer=blocks.weight_init())
+            self.slot_keys = blocks.dense(rnn_units, use_bias=False, name="slot_keys")
+            self.slot_values = blocks.dense(embedding_dim // slots, dtype="float32",
+                                            name="slot_values")
+        else:
+            self.projection = blocks.dense(embedding_dim, dtype="float32")
 
     def call(self, inputs, training=None):
         mask = keras.ops.cast(keras.ops.not_equal(inputs, 0), self.compute_dtype)[..., None]
@@ -96,6 +116,8 @@ class TextEncoder(keras.Model):
                 x = self.pool(x)
                 mask = self.pool(mask)
         states = self.rnn(x)
+        if self.slots:
+            return self._slot_embedding(states, mask, training)
         count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
         mean_state = keras.ops.sum(states * keras.ops.cast(mask, states.dtype), axis=1)
         mean_state = mean_state / keras.ops.cast(count, states.dtype)
@@ -105,11 +127,30 @@ class TextEncoder(keras.Model):
         norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(embedding), axis=-1, keepdims=True))
         return embedding * (self.embedding_dim ** 0.5 / keras.ops.maximum(norm, 1e-12))
 
+    def _slot_embedding(self, states, mask, training):
+        """float32 [batch, embedding_dim]: each slot's query attends over the caption's positions
+        (`mask` [batch, positions, 1], 1 = caption) of `states` [batch, positions, units]."""
+        if self.state_norm is not None:
+            states = self.state_norm(states, training=training)
+        keys = self.slot_keys(states)
+        logits = keras.ops.einsum("su,bpu->bsp", keras.ops.cast(self.slot_queries, keys.dtype),
+                                  keys)
+        logits = keras.ops.cast(logits, "float32") / self.rnn_units ** 0.5
+        # Padding gets -1e9 (not -inf: an all-padding row then attends evenly, not to NaN).
+        logits = logits + (1.0 - keras.ops.cast(mask[..., 0], "float32"))[:, None, :] * -1e9
+        weights = keras.ops.softmax(logits, axis=-1)
+        slots = keras.ops.einsum("bsp,bpv->bsv", weights,
+                                 self.slot_values(keras.ops.cast(states, "float32")))
+        norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(slots), axis=-1, keepdims=True))
+        slots = slots * ((self.embedding_dim // self.slots) ** 0.5
+                         / keras.ops.maximum(norm, 1e-12))
+        return keras.ops.reshape(slots, (-1, self.embedding_dim))
+
     def get_config(self):
         config = super().get_config()
         config.update(vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length,
                       char_embedding_dim=self.char_embedding_dim, conv_filters=self.conv_filters,
                       rnn_units=self.rnn_units, embedding_dim=self.embedding_dim,
                       use_cudnn=self.use_cudnn, state_batch_norm=self.state_batch_norm,
-                      sync_batch_norm=self.sync_batch_norm)
+                      sync_batch_norm=self.sync_batch_norm, slots=self.slots)
         return config
