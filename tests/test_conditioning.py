@@ -159,13 +159,14 @@ def test_attention_generator_checks(tmp_path):
     generator = assert_model_checks(
         Generator, dict(G_KWARGS, conditioning="attention", text_tokens=3), inputs,
         (BATCH, 32, 32, 3), tmp_path, output_range=(-1.0, 1.0))
-    # The 4x4 stage is modulated by [z, t] (its BatchNorm and its residual block's three); the
-    # 8x8 and 16x16 BatchNorms outside the residual blocks by attention over 3 tokens of 4.
+    # The 4x4 BatchNorm is modulated by [z, t]; the two of 8x8 and the two of 16x16 by attention
+    # over 3 tokens of 4; no residual blocks.
     paths = {w.path.rsplit("/", 2)[0] for w in generator.weights if "modulation/kernel" in w.path}
-    assert sum("token_attention_affine" in p for p in paths) == 2
-    assert len(paths) == 2 + 1 + 3
+    assert sum("token_attention_affine" in p for p in paths) == 4
+    assert len(paths) == 1 + 4
+    assert not any("residual_block" in w.path for w in generator.weights)
     slots = [w for w in generator.weights if "slot_embedding" in w.path]
-    assert [tuple(w.shape) for w in slots] == [(3, 4), (3, 4)]
+    assert [tuple(w.shape) for w in slots] == [(3, 4)] * 4
 
 
 def test_token_slots_tell_tokens_of_the_same_content_apart():
@@ -442,7 +443,7 @@ def test_a_train_step_with_attention_conditioning_moves_the_token_attention():
     gan = build_gan(tiny, encoder.vocabulary_size, steps_per_epoch=10)
     attention = [w for w in gan.generator.trainable_weights if "token_attention_affine" in w.path]
     # Per layer: slots, query and key kernels, value and modulation kernels and biases.
-    assert len(attention) == 2 * 7
+    assert len(attention) == 4 * 7
     before = [_numpy(w).copy() for w in attention]
     # Two steps: on the first, the zero-initialised modulation passes no gradient to the
     # queries, keys and values.

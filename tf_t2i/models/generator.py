@@ -52,8 +52,9 @@ class Generator(keras.Model):
         conditioning: "concat" (Reed: [z, t] enters the first layer only) or "affine" (also a
             `ConditionalAffine` on [z, t] after every BatchNorm of the decoder, those inside the
             residual blocks included; DF-GAN's fusion; not in Reed's design) or "attention"
-            ([z, t] modulates the 4x4 stage as in "affine"; from 8x8 on, every BatchNorm of the
-            decoder is followed by a `TokenAttentionAffine` over the embedding read as
+            (a decoder without residual blocks: [z, t] -> 4x4 + BN + `ConditionalAffine` on
+            [z, t], then per doubling up + BN + `TokenAttentionAffine` + ReLU + 3x3 conv + BN +
+            `TokenAttentionAffine` + ReLU, the attention over the embedding read as
             `text_tokens` tokens, so that each pixel draws from the tokens it attends to).
         text_tokens: with "attention", the number of tokens the embedding is split into
             (embedding_dim / text_tokens values each); ignored otherwise.
@@ -103,19 +104,23 @@ class Generator(keras.Model):
             [blocks.dense(text_projection_dim), blocks.leaky_relu()], name="text_projection")
 
         widths = generator_widths(image_size, ngf)
-        # A Dense on [z, t] equals Reed's 4x4 full convolution of a 1x1 input. No activation before
-        # the residual blocks: their output ReLU follows the addition.
-        layers = [blocks.dense(4 * 4 * widths[0], use_bias=False),
-                  keras.layers.Reshape((4, 4, widths[0])),
-                  blocks.batch_norm(**norm),
-                  ResidualBlock(widths[0], widths[0] // 4, "relu", sync_batch_norm, conditional),
-                  *_upsample(widths[1], upsampling, use_bias=False),
-                  blocks.batch_norm(**norm),
-                  ResidualBlock(widths[1], widths[1] // 4, "relu", sync_batch_norm,
-                                conditioning == "affine")]
-        for width in widths[2:]:
-            layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(**norm),
-                       keras.layers.ReLU()]
+        if conditioning == "attention":
+            layers = _attention_layers(widths, upsampling, norm)
+        else:
+            # A Dense on [z, t] equals Reed's 4x4 full convolution of a 1x1 input. No activation
+            # before the residual blocks: their output ReLU follows the addition.
+            layers = [blocks.dense(4 * 4 * widths[0], use_bias=False),
+                      keras.layers.Reshape((4, 4, widths[0])),
+                      blocks.batch_norm(**norm),
+                      ResidualBlock(widths[0], widths[0] // 4, "relu", sync_batch_norm,
+                                    conditional),
+                      *_upsample(widths[1], upsampling, use_bias=False),
+                      blocks.batch_norm(**norm),
+                      ResidualBlock(widths[1], widths[1] // 4, "relu", sync_batch_norm,
+                                    conditional)]
+            for width in widths[2:]:
+                layers += [*_upsample(width, upsampling, use_bias=False),
+                           blocks.batch_norm(**norm), keras.layers.ReLU()]
         # float32 output layers keep images exact under a mixed precision policy.
         layers += [*_upsample(3, upsampling, output=True, dtype="float32"),
                    keras.layers.Activation("tanh", dtype="float32")]
@@ -145,6 +150,21 @@ class Generator(keras.Model):
                       upsampling=self.upsampling, sync_batch_norm=self.sync_batch_norm,
                       conditioning=self.conditioning, text_tokens=self.text_tokens)
         return config
+
+
+def _attention_layers(widths, upsampling, norm):
+    """The decoder of conditioning="attention" (see `Generator`) up to, not including, the
+    upsampling to RGB: two modulated BatchNorms per resolution from 8x8 on, no residual blocks.
+    Residual blocks between the modulations let a generator drawing from a perfect text code
+    compose unseen colour pairs about half as often (docs/BENCHMARKS.md, session 15)."""
+    layers = [blocks.dense(4 * 4 * widths[0], use_bias=False),
+              keras.layers.Reshape((4, 4, widths[0])), blocks.batch_norm(**norm),
+              keras.layers.ReLU()]
+    for width in widths[1:]:
+        layers += [*_upsample(width, upsampling, use_bias=False), blocks.batch_norm(**norm),
+                   keras.layers.ReLU(), blocks.conv2d(width, 3), blocks.batch_norm(**norm),
+                   keras.layers.ReLU()]
+    return layers
 
 
 def _conditioned_decoder(layers, condition_dim, tokens=None):
