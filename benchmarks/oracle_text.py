@@ -13,6 +13,9 @@ swapped words make sentences no template wrote, which the code cannot read), so 
 are other images' captions, as in Reed's design. No style stage, no metrics during training, no
 export.
 
+The run folder's generator follows the code, not captions: `evaluate.py` on it draws through the
+learned text encoder, which this training never used, so only this script scores it.
+
 Compare its colour-pair scores with `benchmarks/caption_fidelity.py` on a run of the same preset
 and seed: the gap on unseen pairs is what the text encoder loses; what is left below the bar is
 the generator's and discriminator's. The last line is one JSON object.
