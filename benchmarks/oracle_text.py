@@ -5,7 +5,8 @@
 
 Trains the preset's GAN stage on the built-in dataset with every caption's embedding replaced by
 its attribute code (`tf_t2i.evaluation.oracle_text.OracleText`: one-hot petal colour, centre
-colour and count, read from the caption by the templates that wrote it), then draws images for
+colour, count and background, read from the caption by the templates that wrote it; captions are
+kept whole, at 160 characters), then draws images for
 captions of seen classes and of unseen colour pairs from the same code and reads their attributes
 back (`attribute_accuracy`, the caption-fidelity benchmark's scoring). The encoders warm up for
 one step only and are frozen: the code does their job. Hard negative captions are off (their
