@@ -32,7 +32,7 @@ def _alternation(words) -> str:
     return "(?:" + "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)) + ")"
 
 
-def _with_article(pattern: str) -> str:
+def _article_pattern(pattern: str) -> str:
     return f"(?:an? {pattern})"
 
 
@@ -53,7 +53,9 @@ class OracleText:
             raise UserInputError(f"the oracle text code needs model.embedding_dim >= {CODE_DIM}, "
                                  f"got {embedding_dim}.")
         self.embedding_dim = embedding_dim
-        self._templates = [self._template_regex(t) for t in _template_variants()]
+        self._backgrounds = _background_phrases()
+        fields = _fields(self._backgrounds)
+        self._templates = [_template_regex(t, fields) for t in _template_variants()]
 
     def attributes(self, caption: str) -> tuple[int, int, int, int]:
         """(petal colour, centre colour, petal count, background) indices of `caption` (the
@@ -97,33 +99,33 @@ class OracleText:
         return next(i for i, count in enumerate(synthetic._COUNTS)
                     if word in synthetic._COUNT_WORDS[count])
 
-    @staticmethod
-    def _background(match) -> int:
+    def _background(self, match) -> int:
         phrase = match.groupdict().get("B")
-        if phrase is None:
-            return UNNAMED
-        return _background_phrases()[phrase]
+        return UNNAMED if phrase is None else self._backgrounds[phrase]
 
-    @staticmethod
-    def _template_regex(template: str) -> re.Pattern:
-        colours = _alternation(w for ws in synthetic._COLOUR_WORDS.values() for w in ws)
-        counts = _alternation(w for ws in synthetic._COUNT_WORDS.values() for w in ws)
-        backgrounds = f"(?P<B>{_alternation(_background_phrases())})"
-        fields = {
-            "N": f"(?P<N>{counts})", "aN": _with_article(f"(?P<N>{counts})"),
-            "P": f"(?P<P>{colours})", "aP": _with_article(f"(?P<P>{colours})"),
-            "C": f"(?P<C>{colours})", "aC": _with_article(f"(?P<C>{colours})"),
-            "pn": _alternation(synthetic._PETAL_NOUNS), "cn": _alternation(synthetic._CENTRE_NOUNS),
-            "B": backgrounds,
-        }
-        parts = re.split(r"(\{\w+\})", template)
-        pattern = "".join(fields[p[1:-1]] if p.startswith("{") else re.escape(p) for p in parts)
-        return re.compile(pattern)
+
+def _fields(background_phrases) -> dict[str, str]:
+    """Each template placeholder's regex: colours, counts and roles as named groups."""
+    colours = _alternation(w for ws in synthetic._COLOUR_WORDS.values() for w in ws)
+    counts = _alternation(w for ws in synthetic._COUNT_WORDS.values() for w in ws)
+    return {
+        "N": f"(?P<N>{counts})", "aN": _article_pattern(f"(?P<N>{counts})"),
+        "P": f"(?P<P>{colours})", "aP": _article_pattern(f"(?P<P>{colours})"),
+        "C": f"(?P<C>{colours})", "aC": _article_pattern(f"(?P<C>{colours})"),
+        "pn": _alternation(synthetic._PETAL_NOUNS), "cn": _alternation(synthetic._CENTRE_NOUNS),
+        "B": f"(?P<B>{_alternation(background_phrases)})",
+    }
+
+
+def _template_regex(template: str, fields: dict[str, str]) -> re.Pattern:
+    parts = re.split(r"(\{\w+\})", template)
+    pattern = "".join(fields[p[1:-1]] if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(pattern)
 
 
 def _background_phrases() -> dict[str, int]:
     """Every background phrase a caption can hold -> the background's index."""
-    return {phrase.format(a=("an " if word[0] in "aeiou" else "a ") + word, w=word): index
+    return {phrase.format(a=synthetic._with_article(word), w=word): index
             for index, name in enumerate(synthetic.BACKGROUND_NAMES)
             for word in synthetic._BACKGROUND_WORDS[name]
             for phrase in synthetic._BACKGROUND_PHRASES}

@@ -71,7 +71,7 @@ class Generator(keras.Model):
 
     def __init__(self, image_size=64, z_dim=100, embedding_dim=1024, text_projection_dim=128,
                  ngf=128, upsampling="transpose", sync_batch_norm=False, conditioning="concat",
-                 text_tokens=1, **kwargs):
+                 text_tokens=4, **kwargs):
         super().__init__(**kwargs)
         if image_size not in IMAGE_SIZES:
             raise ValueError(
@@ -169,15 +169,14 @@ def _attention_layers(widths, upsampling, norm):
 
 def _conditioned_decoder(layers, condition_dim, tokens=None):
     """`layers` as a functional model of the condition [z, t] that also feeds a
-    `ConditionalAffine` after every BatchNorm and the conditional residual blocks; with
+    `ConditionalAffine` after every BatchNorm and the (conditional) residual blocks; with
     `tokens` (num_tokens, token_dim), a second input of text tokens feeds a
     `TokenAttentionAffine` instead after every BatchNorm from 8x8 on."""
     condition = keras.Input((condition_dim,), name="condition")
     token_input = None if tokens is None else keras.Input(tokens, name="tokens")
     x = condition
     for layer in layers:
-        conditional_block = isinstance(layer, ResidualBlock) and layer.conditional
-        x = layer((x, condition)) if conditional_block else layer(x)
+        x = layer((x, condition)) if isinstance(layer, ResidualBlock) else layer(x)
         if isinstance(layer, keras.layers.BatchNormalization):
             if token_input is not None and x.shape[1] >= 8:
                 x = TokenAttentionAffine()((x, token_input))
