@@ -12,7 +12,12 @@ that name both colours:
                     that reads a bag of colour words puts them there, and G draws the seen
                     pairing: the failure that unseen-pair fidelity shows.
 The right pair itself is never a train pair for unseen captions, so "both" is only printed for
-seen ones. Then, for the background (which is not part of a class):
+seen ones. Then, per colour role:
+    colour probe    least-squares linear probes of the petal and of the centre colour, fit on the
+                    embeddings of all training captions naming both and scored on the unseen
+                    captions (1/7 is chance): whether the embedding holds each colour in a way
+                    that carries over to pairings it was never trained on, as G must read it.
+Then, for the background (which is not part of a class):
     text probe      a least-squares linear probe of the background from the embeddings of
                     training captions naming it (fit on two thirds, scored on the rest; 0.25
                     is chance): whether the embedding holds it at all.
@@ -83,6 +88,7 @@ def report(run_dir: str, num_captions: int = 3000, seed: int = 0) -> list[str]:
         lines.append(f"{name}: n={len(chosen)} nearest train pair: petal "
                      f"{petal_right.mean():.3f} centre {centre_right.mean():.3f}{both} swapped "
                      f"{np.mean(nearest == centre * colours + petal):.3f}")
+    lines.append(_colour_probe_line(embeddings, captions, attributes, dataset.test, run))
     names_background = np.array([_names(c, a)[3] for c, a in zip(captions, attributes)])
     lines.append(f"background, text probe: "
                  f"{_probe(embeddings[names_background], attributes[names_background, 3], 4):.3f}"
@@ -118,11 +124,31 @@ def _probe(features, labels, classes):
     """Held-out accuracy of a ridge least-squares linear probe (fit on 2/3, scored on 1/3)."""
     order = np.random.default_rng(1).permutation(len(features))
     fit, held_out = order[: len(order) * 2 // 3], order[len(order) * 2 // 3:]
+    return _fit_and_score(features[fit], labels[fit], features[held_out], labels[held_out],
+                          classes)
+
+
+def _colour_probe_line(train_embeddings, train_captions, train_attributes, test, run) -> str:
+    """Petal and centre colour probes fit on train captions, scored on unseen (test) captions."""
+    colours = len(synthetic.COLOUR_NAMES)
+    fit = np.array([all(_names(c, a)[:2]) for c, a in zip(train_captions, train_attributes)])
+    test_captions, test_attributes = _flat(test)
+    scored = np.array([all(_names(c, a)[:2]) for c, a in zip(test_captions, test_attributes)])
+    test_embeddings = _embed(run, [c for c, keep in zip(test_captions, scored) if keep])
+    accuracies = [_fit_and_score(train_embeddings[fit], train_attributes[fit, role],
+                                 test_embeddings, test_attributes[scored, role], colours)
+                  for role in (0, 1)]
+    return (f"colour probe, fit on seen pairs, scored on unseen: petal {accuracies[0]:.3f} "
+            f"centre {accuracies[1]:.3f} (chance {1 / colours:.3f}, n={int(scored.sum())})")
+
+
+def _fit_and_score(features, labels, held_out_features, held_out_labels, classes):
+    """Accuracy on the held-out rows of a ridge least-squares linear probe fit on the others."""
     inputs = np.c_[features, np.ones(len(features))]
-    targets = np.eye(classes)[labels]
-    gram = inputs[fit].T @ inputs[fit] + 1e-2 * np.eye(inputs.shape[1])
-    weights = np.linalg.solve(gram, inputs[fit].T @ targets[fit])
-    return float(np.mean((inputs[held_out] @ weights).argmax(axis=1) == labels[held_out]))
+    gram = inputs.T @ inputs + 1e-2 * np.eye(inputs.shape[1])
+    weights = np.linalg.solve(gram, inputs.T @ np.eye(classes)[labels])
+    predictions = (np.c_[held_out_features, np.ones(len(held_out_features))] @ weights)
+    return float(np.mean(predictions.argmax(axis=1) == held_out_labels))
 
 
 def _discriminator_check(run, split, rng, images=512) -> str:

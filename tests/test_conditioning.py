@@ -335,6 +335,8 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
 @pytest.mark.parametrize("override, field", [
     ("model.generator_conditioning=film", "model.generator_conditioning"),
     ("model.discriminator_conditioning=hinge", "model.discriminator_conditioning"),
+    ("model.text_slot_values=words", "model.text_slot_values"),
+    ("model.text_slot_softmax=words", "model.text_slot_softmax"),
 ])
 def test_validate_names_a_bad_conditioning(override, field):
     with pytest.raises(ValueError, match=f"^{field} must be one of"):
@@ -345,6 +347,11 @@ def test_builders_pass_the_options_on():
     config = apply_overrides(get_preset("tiny"), [*ALL_ON, "model.discriminator_batch_norm=false"])
     generator = builders.build_generator(config.model, config.data)
     discriminator = builders.build_discriminator(config.model, config.data)
+    slots = apply_overrides(config, ["model.text_slots=4", "model.text_slot_values=local",
+                                     "model.text_slot_softmax=slots"])
+    text_encoder = builders.build_text_encoder(slots.model, slots.data, vocabulary_size=12)
+    assert (text_encoder.slots, text_encoder.value_source,
+            text_encoder.slot_softmax) == (4, "local", "slots")
     assert generator.conditioning == "affine"
     assert (discriminator.conditioning, discriminator.spectral_norm,
             discriminator.batch_norm) == ("projection", True, False)

@@ -15,7 +15,7 @@ from tf_t2i.models.image_encoder import ImageEncoder
 from tf_t2i.models.nearest_upsampling_conv2d import NearestUpsamplingConv2D
 from tf_t2i.models.residual_block import ResidualBlock
 from tf_t2i.models.style_encoder import StyleEncoder
-from tf_t2i.models.text_encoder import TextEncoder
+from tf_t2i.models.text_encoder import TextEncoder, slot_attention_weights
 
 from tests.model_checks import assert_model_checks
 
@@ -148,11 +148,73 @@ def test_minibatch_stddev_channel_sees_a_collapsed_batch():
     assert keras.ops.convert_to_numpy(_minibatch_stddev(collapsed)).max() < 1e-3
 
 
-@pytest.mark.parametrize("state_batch_norm, slots", [(False, 0), (True, 0), (True, 4)])
-def test_text_encoder(tmp_path, state_batch_norm, slots):
+@pytest.mark.parametrize("state_batch_norm, slots, value_source",
+                         [(False, 0, "states"), (True, 0, "states"), (True, 4, "states"),
+                          (True, 4, "local")])
+def test_text_encoder(tmp_path, state_batch_norm, slots, value_source):
+    slot_softmax = "slots" if value_source == "local" else "positions"
     assert_model_checks(TextEncoder,
-                        {**TEXT_KWARGS, "state_batch_norm": state_batch_norm, "slots": slots},
+                        {**TEXT_KWARGS, "state_batch_norm": state_batch_norm, "slots": slots,
+                         "value_source": value_source, "slot_softmax": slot_softmax},
                         _caption_ids(20), (BATCH, EMBEDDING_DIM), tmp_path)
+
+
+def test_slot_attention_weights_by_hand():
+    """Two slots, three positions (the last is padding): under "positions" each slot's softmax
+    is its own; under "slots" a position goes to the slot that scores it higher, and each slot
+    averages what it won."""
+    logits = np.array([[[4.0, 0.0, 9.0], [0.0, 4.0, 9.0]]], "float32")
+    caption = np.array([[1.0, 1.0, 0.0]], "float32")
+    own = keras.ops.convert_to_numpy(slot_attention_weights(logits, caption, "positions"))
+    low, high = 1 / (1 + np.exp(4.0)), np.exp(4.0) / (1 + np.exp(4.0))
+    np.testing.assert_allclose(own, [[[high, low, 0.0], [low, high, 0.0]]], rtol=1e-5, atol=1e-7)
+    shared = keras.ops.convert_to_numpy(slot_attention_weights(logits, caption, "slots"))
+    np.testing.assert_allclose(shared, own, rtol=1e-5, atol=1e-7)  # two positions: the same
+    equal = np.zeros((1, 2, 3), "float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(slot_attention_weights(equal, caption, "slots")),
+        [[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]], rtol=1e-5)
+    # Both slots prefer position 0; under "positions" both read it, under "slots" they split
+    # it, so the second slot's weight moves to position 1 (its share there is larger).
+    rivals = np.array([[[4.0, 0.0, 0.0], [3.0, 1.0, 0.0]]], "float32")
+    alone = keras.ops.convert_to_numpy(slot_attention_weights(rivals, caption, "positions"))
+    split = keras.ops.convert_to_numpy(slot_attention_weights(rivals, caption, "slots"))
+    assert alone[0, 1, 0] > 0.85 and split[0, 1, 0] < 0.5 < split[0, 1, 1]
+    shares = np.exp(rivals[0, :, :2]) / np.exp(rivals[0, :, :2]).sum(axis=0)
+    np.testing.assert_allclose(split[0, :, :2], shares / shares.sum(axis=1, keepdims=True),
+                               rtol=1e-5)
+    empty = keras.ops.convert_to_numpy(slot_attention_weights(rivals, caption * 0, "slots"))
+    assert np.all(empty == 0.0)
+
+
+@pytest.mark.parametrize("value_source", ["local", "states"])
+def test_local_slot_values_read_the_first_convolution_and_not_the_gru(value_source):
+    """With the keys zeroed every slot attends evenly over the caption's positions, so a "local"
+    slot is the mean of Dense(max-pool(first convolution)) over them, and the GRU's weights
+    cannot change it; "states" slots read the GRU and do change. (Slots that compete for
+    evenly scored positions share them evenly, so "slots" attention gives the same mean.)"""
+    encoder = TextEncoder(**TEXT_KWARGS, slots=4, value_source=value_source,
+                          slot_softmax="slots")
+    ids = _caption_ids(20)
+    encoder(ids)
+    encoder.slot_keys.kernel.assign(np.zeros(encoder.slot_keys.kernel.shape, "float32"))
+    before = keras.ops.convert_to_numpy(encoder(ids))
+    encoder.rnn.cell.kernel.assign(encoder.rnn.cell.kernel.numpy() + 0.5)
+    after = keras.ops.convert_to_numpy(encoder(ids))
+    if value_source == "states":
+        assert np.abs(after - before).max() > 1e-3
+        return
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)
+    mask = (ids != 0).astype("float32")[..., None]
+    features = keras.ops.convert_to_numpy(
+        encoder.temporal_conv_0(encoder.char_embedding(ids) * mask)) * mask
+    positions = features.shape[1] // 3
+    pooled = features[:, :positions * 3].reshape(BATCH, positions, 3, -1).max(axis=2)
+    caption = mask[:, :positions * 3, 0].reshape(BATCH, positions, 3).max(axis=2)
+    values = keras.ops.convert_to_numpy(encoder.slot_values(pooled))
+    mean = (values * caption[..., None]).sum(axis=1) / caption.sum(axis=1, keepdims=True)
+    expected = mean * np.sqrt(EMBEDDING_DIM / 4) / np.linalg.norm(mean, axis=-1, keepdims=True)
+    np.testing.assert_allclose(before, np.tile(expected, 4), rtol=1e-4, atol=1e-5)
 
 
 def test_text_slots_each_have_norm_sqrt_of_their_share_and_ignore_padding():
@@ -170,6 +232,10 @@ def test_text_slots_each_have_norm_sqrt_of_their_share_and_ignore_padding():
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(encoder(empty))))
     with pytest.raises(ValueError, match="slots \\(5\\) must be 0 or divide"):
         TextEncoder(**TEXT_KWARGS, slots=5)
+    with pytest.raises(ValueError, match="value_source must be one of"):
+        TextEncoder(**TEXT_KWARGS, slots=4, value_source="words")
+    with pytest.raises(ValueError, match="slot_softmax must be one of"):
+        TextEncoder(**TEXT_KWARGS, slots=4, slot_softmax="words")
 
 
 def test_text_batch_norm_starts_the_captions_apart():

@@ -9,7 +9,7 @@ from benchmarks.text_binding import main, report
 from tf_t2i.errors import UserInputError
 
 
-def test_report_scores_both_splits_the_background_probe_and_d(cli_tiny_run, capsys):
+def test_report_scores_both_splits_the_probes_and_d(cli_tiny_run, capsys):
     main([cli_tiny_run, "--captions", "200"])
     lines = capsys.readouterr().out.splitlines()
     seen, unseen = (next(line for line in lines if line.startswith(prefix))
@@ -19,6 +19,10 @@ def test_report_scores_both_splits_the_background_probe_and_d(cli_tiny_run, caps
         numbers = [float(v) for v in re.findall(r"(?:petal|centre|both|swapped) ([0-9.]+)", line)]
         assert numbers and all(0.0 <= v <= 1.0 for v in numbers)
         assert int(re.search(r"n=(\d+)", line).group(1)) > 0
+    colours = next(line for line in lines if line.startswith("colour probe"))
+    accuracies = [float(v) for v in re.findall(r"(?:petal|centre) ([0-9.]+)", colours)]
+    assert len(accuracies) == 2 and all(0.0 <= v <= 1.0 for v in accuracies)
+    assert int(re.search(r"n=(\d+)", colours).group(1)) > 0
     probe = next(line for line in lines if line.startswith("background, text probe"))
     assert 0.0 <= float(probe.split()[3]) <= 1.0
     check = next(line for line in lines if line.startswith("background, D checks it"))

@@ -20,6 +20,8 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 UPSAMPLINGS = ("transpose", "nearest", "nearest_output")
 INTERPOLATIONS = ("interpolate", "extrapolate")
 GENERATOR_CONDITIONINGS = ("concat", "affine", "attention")
+TEXT_SLOT_VALUES = ("states", "local")
+TEXT_SLOT_SOFTMAXES = ("positions", "slots")
 DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
 GAN_LOSSES = ("bce", "hinge")
 DIFF_AUGMENTS = ("", "translation")
@@ -110,6 +112,13 @@ class ModelConfig:
         text_slots: 0 (Reed: the text encoder averages its GRU outputs) or the number of
             attention slots the text encoder's embedding is made of (`TextEncoder`); set
             `text_tokens` to the same number so that G reads one slot per token.
+        text_slot_values: what those slots read: "states" (the GRU outputs, which carry the
+            whole caption so far) or "local" (the first convolution's outputs, a few words; the
+            GRU still chooses where each slot reads). Used only with `text_slots`.
+        text_slot_softmax: how those slots attend: "positions" (each slot on its own; with
+            the default preset's encoder all of them read the petal colour) or "slots" (they
+            compete for the caption's positions, as in Slot Attention, and read different
+            words). Used only with `text_slots`.
         discriminator_conditioning: "concat" (Reed: text replicated and concatenated at 4x4) or
             "projection" (Reed's concat plus the projection term <W t, sum-pooled features>;
             Miyato & Koyama 2018).
@@ -138,6 +147,8 @@ class ModelConfig:
     generator_conditioning: str = "concat"
     text_tokens: int = 4
     text_slots: int = 0
+    text_slot_values: str = "states"
+    text_slot_softmax: str = "positions"
     discriminator_conditioning: str = "concat"
     spectral_norm: bool = False
     discriminator_batch_norm: bool = True
@@ -346,6 +357,10 @@ class Config:
                 or self.model.embedding_dim % self.model.text_slots == 0),
              f"model.text_slots ({self.model.text_slots}) must be 0 or divide "
              f"model.embedding_dim ({self.model.embedding_dim})"),
+            (self.model.text_slot_values in TEXT_SLOT_VALUES,
+             f"model.text_slot_values must be one of {TEXT_SLOT_VALUES}"),
+            (self.model.text_slot_softmax in TEXT_SLOT_SOFTMAXES,
+             f"model.text_slot_softmax must be one of {TEXT_SLOT_SOFTMAXES}"),
             (self.model.discriminator_conditioning in DISCRIMINATOR_CONDITIONINGS,
              f"model.discriminator_conditioning must be one of {DISCRIMINATOR_CONDITIONINGS}"),
             (self.train.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}"),

@@ -34,7 +34,9 @@ def build_text_encoder(model_cfg, data_cfg, vocabulary_size, jit_compile=False,
         char_embedding_dim=model_cfg.char_embedding_dim, conv_filters=model_cfg.text_conv_filters,
         rnn_units=model_cfg.text_rnn_units, embedding_dim=model_cfg.embedding_dim,
         use_cudnn=False if jit_compile else "auto", state_batch_norm=model_cfg.text_batch_norm,
-        sync_batch_norm=sync_batch_norm, slots=model_cfg.text_slots, name="text_encoder")
+        sync_batch_norm=sync_batch_norm, slots=model_cfg.text_slots,
+        value_source=model_cfg.text_slot_values, slot_softmax=model_cfg.text_slot_softmax,
+        name="text_encoder")
     encoder(keras.ops.zeros((1, data_cfg.caption_length), dtype="int32"))
     return encoder
 
