@@ -308,12 +308,16 @@ def test_flowers64_models_keep_reeds_exact_variables():
         assert _signature(model) == FLOWERS64_SIGNATURES[model.name], model.name
 
 
+DEFAULT_SLOTS = 16
+
+
 def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice():
     """flowers64, cub64 (and tiny) keep Reed's conditioning; `default` uses what measured best
     in the ablation (docs/BENCHMARKS.md): affine G, projection D, over five seeds the text
     encoder's BatchNorm, and over five G's nearest-neighbour upsampling at ngf 32 and its rate
-    of four times D's, and (session 11) the hinge loss and a slower encoder warm-up with a
-    stronger hard negative term."""
+    of four times D's, (session 11) the hinge loss and a slower encoder warm-up with a
+    stronger hard negative term, and (session 16) competing text slots that read words, with
+    per-pixel attention over them in G and a longer warm-up."""
     for name in ("tiny", "flowers64", "cub64"):
         model, train = get_preset(name).model, get_preset(name).train
         assert (model.generator_conditioning, model.discriminator_conditioning,
@@ -325,11 +329,16 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     model = default.model
     assert (model.generator_conditioning, model.discriminator_conditioning,
             model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm,
-            model.upsampling, model.ngf) == ("affine", "projection", False, True, True, "nearest",
-                                             32)
+            model.upsampling, model.ngf) == ("attention", "projection", False, True, True,
+                                             "nearest", 32)
+    assert (model.text_slots, model.text_tokens, model.text_slot_values,
+            model.text_slot_softmax) == (DEFAULT_SLOTS, DEFAULT_SLOTS, "local", "slots")
     assert (default.train.learning_rate, default.train.d_learning_rate) == (8e-4, 2e-4)
     assert (default.train.gan_loss, default.train.mode_seeking_weight,
-            default.train.encoder_learning_rate) == ("hinge", 1.0, 5e-4)
+            default.train.encoder_learning_rate,
+            default.train.encoder_warmup_steps) == ("hinge", 1.0, 5e-4, 500)
+    for name in ("tiny", "flowers64", "cub64"):
+        assert get_preset(name).model.text_slots == 0, name
 
 
 @pytest.mark.parametrize("override, field", [

@@ -22,7 +22,8 @@ def test_paper_presets_use_reed_settings():
 
 
 # The options `default` measured best with and the plus presets carry to Reed's 64 px run.
-PLUS_MODEL_FIELDS = {"upsampling", "generator_conditioning", "discriminator_conditioning",
+PLUS_MODEL_FIELDS = {"upsampling", "generator_conditioning", "text_tokens", "text_slots",
+                     "text_slot_values", "text_slot_softmax", "discriminator_conditioning",
                      "text_batch_norm"}
 PLUS_TRAIN_FIELDS = {"gan_loss", "mode_seeking_weight", "hard_negative_weight",
                      "hard_negative_wrong_fraction", "shared_fakes"}
@@ -40,7 +41,9 @@ def test_plus_presets_are_reeds_run_with_the_default_presets_quality_options(pap
     # The carried options are on, not Reed's values that `default` happens to share.
     assert (plus.model.upsampling, plus.model.generator_conditioning,
             plus.model.discriminator_conditioning, plus.model.text_batch_norm) == (
-        "nearest", "affine", "projection", True)
+        "nearest", "attention", "projection", True)
+    assert (plus.model.text_slot_values, plus.model.text_slot_softmax) == ("local", "slots")
+    assert plus.model.text_slots == plus.model.text_tokens > 0
     assert (plus.train.gan_loss, plus.train.mode_seeking_weight, plus.train.hard_negative_weight,
             plus.train.hard_negative_wrong_fraction, plus.train.shared_fakes) == (
         "hinge", 1.0, 5.0, 0.5, True)

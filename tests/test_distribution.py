@@ -29,9 +29,11 @@ OVERRIDES = {"sync_batch_norm": True, "mode_seeking_weight": 1.0, "steps": STEPS
              "checkpoint_every": 100, "sample_every": 100, "precision": "float32"}
 
 
-def tiny_config(**train):
-    return dataclasses.replace(TINY, train=dataclasses.replace(TINY.train,
-                                                               **{**OVERRIDES, **train}))
+def tiny_config(model=None, **train):
+    """`TINY` with OVERRIDES and `train` in its train section and `model` (a dict) in its
+    model section."""
+    return dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, **(model or {})),
+                               train=dataclasses.replace(TINY.train, **{**OVERRIDES, **train}))
 
 
 def run_python(code, *args, env=None, timeout=600):
@@ -280,6 +282,23 @@ def test_mirrored_with_frozen_encoders_matches_one_device(tmp_path):
     options = dict(encoder_warmup_steps=1, freeze_encoders=True, shared_fakes=True,
                    hard_negative_check_weight=1.0, recombined_text_weight=1.0)
     one, two = train_on_one_device_and_two_cpus(tmp_path, **options)
+    for name in (n for n in two if n.endswith("@1")):
+        np.testing.assert_array_equal(two[name], two[name[:-2] + "@0"], err_msg=name)
+    assert_same_training_up_to_round_off(
+        single_copies(two), single_copies(one), single_copies(
+            train_on_one_device_in_another_order(tmp_path, **options)))
+
+
+@pytest.mark.slow
+def test_mirrored_with_text_slots_and_attention_matches_one_device(tmp_path):
+    """Competing local text slots (their BatchNorm over [batch, positions, units], synchronised)
+    and per-pixel attention over text tokens in G, encoders training: both replicas end alike,
+    and equal to one device up to round-off."""
+    options = dict(model=dict(generator_conditioning="attention", text_tokens=4, text_slots=4,
+                              text_slot_values="local", text_slot_softmax="slots",
+                              text_batch_norm=True))
+    one, two = train_on_one_device_and_two_cpus(tmp_path, **options)
+    assert any("slot_queries" in name for name in one)
     for name in (n for n in two if n.endswith("@1")):
         np.testing.assert_array_equal(two[name], two[name[:-2] + "@0"], err_msg=name)
     assert_same_training_up_to_round_off(

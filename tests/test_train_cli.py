@@ -365,7 +365,7 @@ def test_flowers64_plus_trains_on_a_reed_folder_with_its_options(tmp_path, capsy
     assert config["name"] == "flowers64-plus"
     assert (config["model"]["generator_conditioning"], config["model"]["upsampling"],
             config["train"]["gan_loss"], config["train"]["hard_negative_weight"]) == (
-        "affine", "nearest", "hinge", 5.0)
+        "attention", "nearest", "hinge", 5.0)
     with open(run / "checkpoints" / "latest.json", encoding="utf-8") as f:
         record = json.load(f)
     assert (record["encoder_step"], record["step"], record["style_step"]) == (2, 2, 1)

@@ -441,31 +441,34 @@ def _tiny() -> Config:
 def _default() -> Config:
     """The CPU-sized default: `python train.py` on 2 cores (docs/BENCHMARKS.md has the times).
 
-    Reed's GAN-INT-CLS with what measured best in the same budget (docs/BENCHMARKS.md, the
-    ablation table): the encoders first learn the joint embedding alone for 200 steps, with hard
-    negative captions, and stay fixed in the GAN stage (Reed pretrains phi too); a BatchNorm on
-    the text encoder's GRU state starts the captions apart, so the warm-up has no plateau and
-    the embedding keeps the background (five seeds in docs/BENCHMARKS.md); G is conditioned
-    by affine modulation of its BatchNorms, D by a projection term; half of D's wrong texts are
-    the image's own caption with its attribute words swapped. The hard negative term weighs 5
-    (it is one hinge per image against 126 of the matching loss) at an encoder rate of 5e-4,
-    not 1 at 1e-3: the embedding then tells a caption from its colour swap more often (seen
-    pairs nearest their own pair 0.81-0.87 against 0.75-0.81), and at 1e-3 the stronger term
-    blew the warm-up's matching loss up on one seed of five. D and G use the hinge loss
-    (DF-GAN). The mode-seeking term keeps G from drawing one image per caption whatever z is;
-    without it the style encoder has nothing to recover (at weight 0.25 instead of 1, seen
-    colour pairs rose by 0.03 and style transfer fell by 0.05 over five seeds). D trains on
-    the fakes G draws for its own step (`train.shared_fakes`: one G forward pass per step
-    instead of Reed's two, 12% fewer FLOPs per step). G learns at four times D's rate (8e-4
-    against Reed's 2e-4, which D keeps): in this budget G is the one that lags. G upsamples
-    by nearest neighbour and a 3x3 convolution instead of Reed's transposed convolutions,
-    which draw a 2-pixel speckle, and is two thirds as wide (ngf 32, not 48), at 0.55x the
-    FLOPs per step (28.1 against 51.4 GFLOP).
-    The GAN stage runs 2000 steps, not 800: seen colour pairs and named backgrounds are drawn
-    right more often with more steps (seeds 0-3 in bfloat16: colour pairs 0.51-0.64 at 800
-    steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76 against 0.84-0.91), and the run stays
-    within the 15- and 20-minute bars on 2 cores (docs/BENCHMARKS.md, session 14).
-    docs/BENCHMARKS.md, sessions 9-14, has the seeds behind each choice.
+    Reed's GAN-INT-CLS with what measured best in the same budget (docs/BENCHMARKS.md, the ablation
+    table): the encoders first learn the joint embedding alone for 500 steps, with hard negative
+    captions, and stay fixed in the GAN stage (Reed pretrains phi too); a BatchNorm on the text
+    encoder's GRU states starts the captions apart, so the warm-up has no plateau and the embedding
+    keeps the background (five seeds in docs/BENCHMARKS.md). The text embedding is 16 slots that
+    compete for the caption's positions and read their words from the first convolution, and from
+    8x8 on each pixel of G attends over them and takes its own scale and shift from what it reads:
+    a colour then stays bound to the part it names, so captions pairing colours never paired in
+    training are drawn right far more often (unseen pairs 0.78 and 0.50 on seeds 0 and 1 against
+    0.05 and 0.03; seen pairs 0.91 and 0.86 against 0.75 and 0.73; docs/BENCHMARKS.md, session 16).
+    D has a projection term; half of D's wrong texts are the image's own caption with its attribute
+    words swapped. The hard negative term weighs 5 (it is one hinge per image against 126 of the
+    matching loss) at an encoder rate of 5e-4, not 1 at 1e-3: the embedding then tells a caption
+    from its colour swap more often (seen pairs nearest their own pair 0.81-0.87 against
+    0.75-0.81), and at 1e-3 the stronger term blew the warm-up's matching loss up on one seed of
+    five. D and G use the hinge loss (DF-GAN). The mode-seeking term keeps G from drawing one image
+    per caption whatever z is; without it the style encoder has nothing to recover (at weight 0.25
+    instead of 1, seen colour pairs rose by 0.03 and style transfer fell by 0.05 over five seeds).
+    D trains on the fakes G draws for its own step (`train.shared_fakes`: one G forward pass per
+    step instead of Reed's two, 12% fewer FLOPs per step). G learns at four times D's rate (8e-4
+    against Reed's 2e-4, which D keeps): in this budget G is the one that lags. G upsamples by
+    nearest neighbour and a 3x3 convolution instead of Reed's transposed convolutions, which draw a
+    2-pixel speckle, and is two thirds as wide (ngf 32, not 48), at 0.55x the FLOPs per step (28.1
+    against 51.4 GFLOP with session 10's affine G). The GAN stage runs 2000 steps, not 800: seen colour pairs and named
+    backgrounds are drawn right more often with more steps (seeds 0-3 in bfloat16: colour pairs
+    0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76 against 0.84-0.91), and the
+    run stays within the 15- and 20-minute bars on 2 cores (docs/BENCHMARKS.md, session 14).
+    docs/BENCHMARKS.md, sessions 9-16, has the seeds behind each choice.
     `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
     AVX-512 bf16) and float32 elsewhere.
     """
@@ -476,12 +479,14 @@ def _default() -> Config:
         model=ModelConfig(z_dim=64, embedding_dim=128, text_projection_dim=64, ngf=32, ndf=32,
                           char_embedding_dim=32, text_conv_filters=(128, 128), text_rnn_units=128,
                           image_encoder_filters=(32, 64, 128), style_encoder_filters=(32, 64, 128),
-                          upsampling="nearest", generator_conditioning="affine",
-                          discriminator_conditioning="projection", text_batch_norm=True),
+                          upsampling="nearest", generator_conditioning="attention",
+                          text_tokens=16, text_slots=16, text_slot_values="local",
+                          text_slot_softmax="slots", discriminator_conditioning="projection",
+                          text_batch_norm=True),
         train=TrainConfig(steps=2000, style_steps=300, sample_every=200, checkpoint_every=200,
                           learning_rate=8e-4, d_learning_rate=2e-4, lr_decay_every_epochs=0,
                           gan_loss="hinge", mode_seeking_weight=1.0, eval_every=400,
-                          best_metric="attribute_accuracy", encoder_warmup_steps=200,
+                          best_metric="attribute_accuracy", encoder_warmup_steps=500,
                           encoder_learning_rate=5e-4, freeze_encoders=True,
                           hard_negative_weight=5.0, hard_negative_wrong_fraction=0.5,
                           shared_fakes=True),
@@ -507,7 +512,8 @@ def _paper(name: str, data_format: str) -> Config:
 
 
 # What the `default` preset adds to Reed's design and `_plus` carries to 64 px (issue 10).
-_PLUS_MODEL_FIELDS = ("upsampling", "generator_conditioning", "discriminator_conditioning",
+_PLUS_MODEL_FIELDS = ("upsampling", "generator_conditioning", "text_tokens", "text_slots",
+                      "text_slot_values", "text_slot_softmax", "discriminator_conditioning",
                       "text_batch_norm")
 _PLUS_TRAIN_FIELDS = ("gan_loss", "mode_seeking_weight", "hard_negative_weight",
                       "hard_negative_wrong_fraction", "shared_fakes")
@@ -517,8 +523,9 @@ def _plus(name: str, data_format: str) -> Config:
     """Reed's 64x64 run (`_paper`) with the quality options of the `default` preset.
 
     The options that measured best on the built-in dataset (docs/BENCHMARKS.md, the ablation):
-    affine text modulation in G and a projection term in D, nearest-neighbour upsampling, a
-    BatchNorm on the text encoder's GRU state, hard negative captions in the warm-up (weight 5)
+    a text embedding of 16 competing slots that read words, per-pixel attention over them in G,
+    a projection term in D, nearest-neighbour upsampling, a BatchNorm on the text encoder's
+    GRU states, hard negative captions in the warm-up (weight 5)
     and as half of D's wrong texts, the hinge loss, the mode-seeking term and shared fakes.
     Reed's widths, data, schedule and learning rates stay: `default`'s narrower G (ngf 32), G's
     four-times rate and its encoder rate of 5e-4 were choices for a 2,000-step CPU budget at
