@@ -52,7 +52,7 @@ class TokenAttentionAffine(keras.layers.Layer):
         self.query.build(feature_shape)
         self.key.build(token_shape)
         self.value.build(token_shape)
-        self.modulation.build(tuple(feature_shape[:-1]) + (channels,))
+        self.modulation.build(tuple(token_shape[:-1]) + (channels,))
 
     def call(self, inputs):
         features, tokens = inputs
@@ -61,9 +61,14 @@ class TokenAttentionAffine(keras.layers.Layer):
         logits = keras.ops.einsum("bhwk,btk->bhwt", self.query(features), self.key(tokens))
         # The softmax in float32: bfloat16 logits round to 8 bits of mantissa.
         weights = keras.ops.softmax(keras.ops.cast(logits, "float32") / self.key_dim ** 0.5)
-        context = keras.ops.einsum("bhwt,btc->bhwc", keras.ops.cast(weights, features.dtype),
-                                   keras.ops.cast(self.value(tokens), features.dtype))
-        delta_gamma, beta = keras.ops.split(self.modulation(context), 2, axis=-1)
+        # modulation(sum_t w_t value_t) = sum_t w_t modulation(value_t), as the weights sum to
+        # 1 and the Dense is affine: applied to the T tokens instead of every pixel, it costs
+        # T x C x 2C per example, not height x width x C x 2C (4.5x fewer multiply-adds per
+        # pixel at C = 64, T = 16).
+        token_modulation = self.modulation(self.value(tokens))
+        modulation = keras.ops.einsum("bhwt,btc->bhwc", keras.ops.cast(weights, features.dtype),
+                                      keras.ops.cast(token_modulation, features.dtype))
+        delta_gamma, beta = keras.ops.split(modulation, 2, axis=-1)
         return features * (1.0 + keras.ops.cast(delta_gamma, features.dtype)) + keras.ops.cast(
             beta, features.dtype)
 
