@@ -464,10 +464,12 @@ def _default() -> Config:
     against Reed's 2e-4, which D keeps): in this budget G is the one that lags. G upsamples by
     nearest neighbour and a 3x3 convolution instead of Reed's transposed convolutions, which draw a
     2-pixel speckle, and is two thirds as wide (ngf 32, not 48), at 0.55x the FLOPs per step (28.1
-    against 51.4 GFLOP with session 10's affine G). The GAN stage runs 2000 steps, not 800: seen colour pairs and named
-    backgrounds are drawn right more often with more steps (seeds 0-3 in bfloat16: colour pairs
-    0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76 against 0.84-0.91), and the
-    run stays within the 15- and 20-minute bars on 2 cores (docs/BENCHMARKS.md, session 14).
+    against 51.4 GFLOP with session 10's affine G). The GAN stage runs 2000 steps, not 800: seen
+    colour pairs and named backgrounds are drawn right more often with more steps (seeds 0-3 in
+    bfloat16: colour pairs 0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76 against
+    0.84-0.91), and the run stayed within the 15- and 20-minute bars on 2 cores
+    (docs/BENCHMARKS.md, session 14; with session 16's slots, attention and warm-up: 9 min with
+    native bfloat16, about 21 estimated on AVX2 only).
     docs/BENCHMARKS.md, sessions 9-16, has the seeds behind each choice.
     `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
     AVX-512 bf16) and float32 elsewhere.
