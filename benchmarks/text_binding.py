@@ -88,8 +88,10 @@ def report(run_dir: str, num_captions: int = 3000, seed: int = 0) -> list[str]:
         lines.append(f"{name}: n={len(chosen)} nearest train pair: petal "
                      f"{petal_right.mean():.3f} centre {centre_right.mean():.3f}{both} swapped "
                      f"{np.mean(nearest == centre * colours + petal):.3f}")
-    lines.append(_colour_probe_line(embeddings, captions, attributes, dataset.test, run))
-    names_background = np.array([_names(c, a)[3] for c, a in zip(captions, attributes)])
+    names = np.array([_names(c, a) for c, a in zip(captions, attributes)])
+    lines.append(_colour_probe_line(embeddings[names[:, :2].all(axis=1)],
+                                    attributes[names[:, :2].all(axis=1)], dataset.test, run))
+    names_background = names[:, 3]
     lines.append(f"background, text probe: "
                  f"{_probe(embeddings[names_background], attributes[names_background, 3], 4):.3f}"
                  " (chance 0.25)")
@@ -128,14 +130,14 @@ def _probe(features, labels, classes):
                           classes)
 
 
-def _colour_probe_line(train_embeddings, train_captions, train_attributes, test, run) -> str:
-    """Petal and centre colour probes fit on train captions, scored on unseen (test) captions."""
+def _colour_probe_line(train_embeddings, train_attributes, test, run) -> str:
+    """Petal and centre colour probes fit on the train captions given (those naming both), scored
+    on the unseen (test) captions naming both."""
     colours = len(synthetic.COLOUR_NAMES)
-    fit = np.array([all(_names(c, a)[:2]) for c, a in zip(train_captions, train_attributes)])
     test_captions, test_attributes = _flat(test)
     scored = np.array([all(_names(c, a)[:2]) for c, a in zip(test_captions, test_attributes)])
     test_embeddings = _embed(run, [c for c, keep in zip(test_captions, scored) if keep])
-    accuracies = [_fit_and_score(train_embeddings[fit], train_attributes[fit, role],
+    accuracies = [_fit_and_score(train_embeddings, train_attributes[:, role],
                                  test_embeddings, test_attributes[scored, role], colours)
                   for role in (0, 1)]
     return (f"colour probe, fit on seen pairs, scored on unseen: petal {accuracies[0]:.3f} "

@@ -1,11 +1,10 @@
 """The char-CNN-RNN text encoder phi(t)."""
 import keras
 
+from tf_t2i.config import TEXT_SLOT_SOFTMAXES, TEXT_SLOT_VALUES
 from tf_t2i.models import blocks
 
 POOL_SIZE = 3
-VALUE_SOURCES = ("states", "local")
-SLOT_SOFTMAXES = ("positions", "slots")
 
 
 def slot_attention_weights(logits, caption, softmax="positions"):
@@ -113,12 +112,12 @@ class TextEncoder(keras.Model):
         if slots < 0 or (slots and embedding_dim % slots):
             raise ValueError(f"TextEncoder slots ({slots}) must be 0 or divide embedding_dim "
                              f"({embedding_dim}).")
-        if value_source not in VALUE_SOURCES:
-            raise ValueError(f"TextEncoder value_source must be one of {VALUE_SOURCES}, got "
+        if value_source not in TEXT_SLOT_VALUES:
+            raise ValueError(f"TextEncoder value_source must be one of {TEXT_SLOT_VALUES}, got "
                              f"{value_source!r}.")
-        if slot_softmax not in SLOT_SOFTMAXES:
-            raise ValueError(f"TextEncoder slot_softmax must be one of {SLOT_SOFTMAXES}, got "
-                             f"{slot_softmax!r}.")
+        if slot_softmax not in TEXT_SLOT_SOFTMAXES:
+            raise ValueError(f"TextEncoder slot_softmax must be one of {TEXT_SLOT_SOFTMAXES}, "
+                             f"got {slot_softmax!r}.")
         self.vocabulary_size = vocabulary_size
         self.sequence_length = sequence_length
         self.char_embedding_dim = char_embedding_dim
@@ -170,8 +169,7 @@ class TextEncoder(keras.Model):
                 mask = self.pool(mask)
         states = self.rnn(x)
         if self.slots:
-            return self._slot_embedding(states, states if local is None else local, mask,
-                                        training)
+            return self._slot_embedding(states, local, mask, training)
         count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
         mean_state = keras.ops.sum(states * keras.ops.cast(mask, states.dtype), axis=1)
         mean_state = mean_state / keras.ops.cast(count, states.dtype)
@@ -181,15 +179,14 @@ class TextEncoder(keras.Model):
         norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(embedding), axis=-1, keepdims=True))
         return embedding * (self.embedding_dim ** 0.5 / keras.ops.maximum(norm, 1e-12))
 
-    def _slot_embedding(self, states, values, mask, training):
+    def _slot_embedding(self, states, local, mask, training):
         """float32 [batch, embedding_dim]: each slot's query attends over the caption's positions
         (`mask` [batch, positions, 1], 1 = caption) by the keys of `states` [batch, positions,
-        units] and reads `values` [batch, positions, features] (the states themselves, or the
-        local features)."""
+        units] and reads `local` [batch, positions, features], or the (normalised) states
+        themselves where `local` is None."""
         if self.state_norm is not None:
             states = self.state_norm(states, training=training)
-            if self.value_source == "states":
-                values = states
+        values = states if local is None else local
         keys = self.slot_keys(states)
         logits = keras.ops.einsum("su,bpu->bsp", keras.ops.cast(self.slot_queries, keys.dtype),
                                   keys)
