@@ -15,6 +15,9 @@ what the caption says. Columns:
                    how often it draws each value (seen / unseen): a generator that ignores the
                    text scores about this, whatever its favourite colour.
 colour pair = petal and centre colour both right: the zero-shot composition test.
+The last line measures speckle: the generated images' high-frequency energy (mean absolute
+difference of neighbouring pixels) over the real images', and the share of noise-like images
+(rougher than 1.25x the real images' 99th percentile).
 """
 from __future__ import annotations
 
@@ -75,6 +78,10 @@ def main(argv=None) -> None:
         independent = f"{s['chance']:.2f}/{u['chance']:.2f}"
         print(f"{name.replace('_', ' '):<14} {ceiling:>12.3f} {_cell(s):>13} {_cell(u):>13} "
               f"{s['uniform_chance']:>7.3f} {independent:>11}")
+    print()
+    print(f"speckle: high-frequency energy / real's {seen['speckle']['energy_ratio']:.2f} seen, "
+          f"{unseen['speckle']['energy_ratio']:.2f} unseen; noise-like images "
+          f"{seen['speckle']['noise_like']:.3f} seen, {unseen['speckle']['noise_like']:.3f} unseen")
 
 
 def _cell(entry: dict) -> str:

@@ -107,6 +107,29 @@ def test_mean_pairwise_distance_by_hand():
         pytest.approx(200 / 255)
 
 
+def test_high_frequency_energy_by_hand():
+    flat = np.full((1, 4, 4, 3), 90, np.uint8)
+    stripes = np.zeros((1, 4, 4, 1))
+    stripes[:, :, 1::2] = 1.0  # columns 0 1 0 1: every horizontal step is 1, no vertical one
+    checkerboard = np.indices((4, 4)).sum(axis=0)[None, :, :, None] % 2 * 255
+    energy = statistics.high_frequency_energy(np.concatenate([flat, flat // 2]))
+    np.testing.assert_array_equal(energy, [0.0, 0.0])
+    assert statistics.high_frequency_energy(stripes)[0] == pytest.approx(1.0)
+    assert statistics.high_frequency_energy(checkerboard.astype(np.uint8))[0] == pytest.approx(2)
+    with pytest.raises(ValueError, match="high_frequency_energy"):
+        statistics.high_frequency_energy(np.zeros((2, 1, 4, 3)))
+
+
+def test_noise_like_share_counts_images_rougher_than_the_real_ones():
+    rng = np.random.default_rng(0)
+    # Vertical ramps of different contrast: energy 0.5 / 7 ... 1 / 7, far below noise's ~0.67.
+    ramp = np.broadcast_to(np.linspace(0, 1, 8)[:, None, None], (8, 8, 1))
+    real = ramp[None] * rng.uniform(0.5, 1.0, size=(20, 1, 1, 1))
+    noise = rng.uniform(size=(3, 8, 8, 1))
+    assert statistics.noise_like_share(real[:5], real) == 0.0
+    assert statistics.noise_like_share(np.concatenate([real[:9], noise]), real) == 0.25
+
+
 def test_inception_score_of_uniform_and_of_confident_distinct_predictions():
     assert statistics.inception_score(np.full((20, 10), 0.1), splits=2)[0] == pytest.approx(1.0)
     assert statistics.inception_score(np.eye(10), splits=1)[0] == pytest.approx(10.0, rel=1e-6)

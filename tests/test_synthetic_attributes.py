@@ -152,6 +152,8 @@ def _check_result(result, split, captions, per_caption):
                     "accuracy_all_captions"):
             assert 0.0 <= entry[key] <= 1.0, (name, key, entry[key])
         assert np.sum(entry["confusion"]) == entry["mentioned"] * per_caption
+    assert set(result["speckle"]) == {"energy_ratio", "noise_like"}
+    assert result["speckle"]["energy_ratio"] > 0 and 0 <= result["speckle"]["noise_like"] <= 1
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -160,6 +162,8 @@ def test_a_perfect_generator_scores_the_ceiling(split):
     _check_result(result, split, 60, 2)
     for name, entry in result["attributes"].items():
         assert entry["accuracy"] == entry["real_ceiling"] >= 0.95, name
+    # It draws the real images themselves: as smooth as the data, nothing noise-like.
+    assert result["speckle"] == {"energy_ratio": 1.0, "noise_like": 0.0}
 
 
 def test_a_generator_that_ignores_the_caption_scores_chance():

@@ -24,6 +24,7 @@ from tf_t2i.data import synthetic
 from tf_t2i.data.synthetic import load_synthetic
 from tf_t2i.errors import UserInputError
 from tf_t2i.image_grid import to_uint8
+from tf_t2i.evaluation.statistics import high_frequency_energy, noise_like_share
 from tf_t2i.evaluation.synthetic_attributes import NUM_VALUES, READ_ATTRIBUTES, read_attributes
 from tf_t2i.runs import LoadedRun, load_run
 
@@ -63,7 +64,12 @@ def attribute_accuracy(model, split: str = "test", images_per_caption: int = 4,
             "accuracy_all_captions": like "accuracy" but over every caption,
             "mentioned": number of captions that mention the attribute,
             "confusion": [true value][read value] counts of generated images (mentioned captions),
-        }}} for every name in SCORED. All accuracies are in [0, 1].
+        }} for every name in SCORED, "speckle": {
+            "energy_ratio": the generated images' median `high_frequency_energy` over the real
+                images' (1 = as smooth as the data; speckle raises it),
+            "noise_like": `noise_like_share` of the generated images (rougher than almost any
+                real image: the noise-like samples of docs/BENCHMARKS.md, session 17),
+        }}. All accuracies are in [0, 1].
 
     Raises:
         UserInputError: for a run not trained on the synthetic dataset, or bad arguments.
@@ -93,8 +99,10 @@ def attribute_accuracy(model, split: str = "test", images_per_caption: int = 4,
 
     noise = rng.standard_normal((len(captions) * images_per_caption, z_dim)).astype(np.float32)
     repeated = [caption for caption in captions for _ in range(images_per_caption)]
-    generated = read_attributes(draw(repeated, noise), include_background=True)
-    real = read_attributes(part.images[image_index], include_background=True)
+    generated_images = draw(repeated, noise)
+    real_images = part.images[image_index]
+    generated = read_attributes(generated_images, include_background=True)
+    real = read_attributes(real_images, include_background=True)
 
     per_image = np.repeat(np.arange(len(captions)), images_per_caption)
     results = {}
@@ -105,8 +113,11 @@ def attribute_accuracy(model, split: str = "test", images_per_caption: int = 4,
         mentioned = _mentioned(mentions, column)
         results[name] = _scores(true_values[per_image], read_generated, mentioned[per_image],
                                 true_values, read_real, mentioned, num_values)
+    speckle = {"energy_ratio": float(np.median(high_frequency_energy(generated_images))
+                                     / np.median(high_frequency_energy(real_images))),
+               "noise_like": noise_like_share(generated_images, real_images)}
     return {"split": split, "num_captions": len(captions), "images_per_caption": images_per_caption,
-            "image_size": int(part.images.shape[1]), "attributes": results}
+            "image_size": int(part.images.shape[1]), "attributes": results, "speckle": speckle}
 
 
 def caption_mentions(caption: str, attributes) -> tuple[bool, bool, bool, bool]:

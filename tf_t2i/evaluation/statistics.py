@@ -151,6 +151,29 @@ def mean_pairwise_distance(images) -> float:
     return total / pairs
 
 
+def high_frequency_energy(images) -> np.ndarray:
+    """Per image, the mean absolute difference between horizontally neighbouring pixels plus
+    that between vertically neighbouring ones: float64 [N] for images [N, H, W, C] (uint8 is
+    scaled to [0, 1]). Speckle and noise raise it; flat regions and clean edges keep it low."""
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    images = images.astype(np.float64) / scale
+    if images.ndim != 4 or min(images.shape[1:3]) < 2:
+        raise ValueError(f"high_frequency_energy needs images [N, H >= 2, W >= 2, C], "
+                         f"got {images.shape}.")
+    return (np.abs(np.diff(images, axis=1)).mean(axis=(1, 2, 3))
+            + np.abs(np.diff(images, axis=2)).mean(axis=(1, 2, 3)))
+
+
+def noise_like_share(generated, real, factor: float = 1.25) -> float:
+    """Share of `generated` images whose `high_frequency_energy` exceeds `factor` x the 99th
+    percentile of the `real` images': images rougher than almost any real one, by a margin.
+    A generator that draws a noise-like image for some of its z scores that share; one that
+    draws like the data scores about 0."""
+    threshold = factor * np.percentile(high_frequency_energy(real), 99)
+    return float(np.mean(high_frequency_energy(generated) > threshold))
+
+
 def roc_auc(scores, labels) -> float:
     """Area under the ROC curve of `scores` for binary `labels`, by ranks (Mann-Whitney U).
 
