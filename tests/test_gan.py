@@ -241,6 +241,55 @@ def test_shared_fakes_show_d_the_g_steps_fakes_and_draw_once(encoder, batch, mon
         assert moved == total, f"{model}: only {moved} of {total} weights moved"
 
 
+@pytest.mark.parametrize("shared_fakes", [False, True])
+@pytest.mark.parametrize("interp_fakes", [False, True])
+def test_interp_fakes_for_discriminator_show_d_the_interpolated_texts_fakes(
+        encoder, batch, monkeypatch, shared_fakes, interp_fakes):
+    """`train.interp_fakes_for_discriminator`: D's fake term scores the batch's fakes [N], then
+    G's images of GAN-INT's interpolated texts [N // 2] with those texts; off, the first N."""
+    gan = make_gan(encoder, shared_fakes=shared_fakes,
+                   interp_fakes_for_discriminator=interp_fakes)
+    seen = {"calls": []}
+    discriminator_class = type(gan.discriminator)
+    original_call, original_draw, original_loss = (discriminator_class.call, gan._draw_fakes,
+                                                   gan._d_loss)
+
+    def call_spy(self, inputs, training=None):
+        seen["calls"].append([np.array(value) for value in inputs])
+        return original_call(self, inputs, training=training)
+
+    def draw_spy(embeddings, texts=None):
+        seen["drawn"] = original_draw(embeddings, texts)
+        return seen["drawn"]
+
+    def loss_spy(real_logits, wrong_logits, fake_logits, **options):
+        seen["fake_rows"] = fake_logits.shape[0]
+        return original_loss(real_logits, wrong_logits, fake_logits, **options)
+
+    monkeypatch.setattr(discriminator_class, "call", call_spy)
+    monkeypatch.setattr(gan, "_draw_fakes", draw_spy)
+    monkeypatch.setattr(gan, "_d_loss", loss_spy)
+    logs = gan.train_step(batch)
+    rows = batch["images"].shape[0]
+    fake_images, fake_texts = seen["calls"][0]  # the D step's fakes come first
+    expected_rows = rows + rows // 2 if interp_fakes else rows
+    assert seen["fake_rows"] == fake_images.shape[0] == fake_texts.shape[0] == expected_rows
+    if interp_fakes:
+        np.testing.assert_allclose(fake_texts[rows:], np.array(losses.interpolate_embeddings(
+            fake_texts[0:rows:2], fake_texts[1:rows:2], gan.interp_beta)), rtol=1e-6)
+    if shared_fakes:
+        np.testing.assert_array_equal(fake_images,
+                                      seen["drawn"].fake_images[:expected_rows].numpy())
+    assert all(np.isfinite(float(value)) for value in logs.values())
+
+
+def test_interp_fakes_for_discriminator_need_gan_int():
+    train = dataclasses.replace(CONFIG.train, interp_fakes_for_discriminator=True,
+                                interp_weight=0.0)
+    with pytest.raises(ValueError, match="interp_fakes_for_discriminator needs GAN-INT"):
+        dataclasses.replace(CONFIG, train=train).validate()
+
+
 def test_discriminator_sees_wrong_text_of_another_class(encoder, batch, monkeypatch):
     """GAN-CLS: D's {real image, wrong text} pairs use the captions of another-class example."""
     gan = make_gan(encoder)

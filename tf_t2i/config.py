@@ -170,6 +170,10 @@ class TrainConfig:
         interp_beta: mixing weight beta of interpolated embeddings (Reed: 0.5).
         interp_type: "interpolate" (beta * t1 + (1 - beta) * t2) or "extrapolate" (Reed's
             interp_type=2: t1 + alpha * (t1 - t2), alpha ~ U(-1, 1)).
+        interp_fakes_for_discriminator: D also learns G's images of GAN-INT's interpolated
+            texts as fake (with those texts), not only the batch's fakes; needs GAN-INT. Off
+            (Reed), D never sees an interpolated text, and G can fool it there with images no
+            real one resembles (docs/BENCHMARKS.md, session 17: noise-like samples).
         mode_seeking_weight: weight of a mode-seeking term in G's loss (Mao et al. 2019; not
             in Reed's design; 0 = off): pushes G to use z, which style transfer needs.
         matching_margin: margin of the text/image hinge matching loss.
@@ -257,6 +261,7 @@ class TrainConfig:
     interp_weight: float = 1.0
     interp_beta: float = 0.5
     interp_type: str = "interpolate"
+    interp_fakes_for_discriminator: bool = False
     mode_seeking_weight: float = 0.0
     matching_margin: float = 0.2
     same_class_negatives: bool = False
@@ -368,6 +373,8 @@ class Config:
             (self.train.steps_per_execution >= 1, "train.steps_per_execution must be >= 1"),
             (self.train.interp_type in INTERPOLATIONS,
              f"train.interp_type must be one of {INTERPOLATIONS}"),
+            (not self.train.interp_fakes_for_discriminator or self.train.interp_weight > 0,
+             "train.interp_fakes_for_discriminator needs GAN-INT (train.interp_weight > 0)"),
             (0.0 <= self.train.cls_weight <= 1.0, "train.cls_weight must be in [0, 1]"),
             (self.train.gan_loss in GAN_LOSSES, f"train.gan_loss must be one of {GAN_LOSSES}"),
             (self.train.gradient_penalty_weight >= 0.0,

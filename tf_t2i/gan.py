@@ -61,6 +61,9 @@ class TextToImageGAN(keras.Model):
         interp_weight: weight of the GAN-INT term in G's loss; 0 turns GAN-INT off.
         interp_beta: beta of interpolated embeddings beta * t1 + (1 - beta) * t2.
         interp_type: "interpolate" or "extrapolate" (Reed's interp_type=2, alpha ~ U(-1, 1)).
+        interp_fakes_for_discriminator: D's fake term also covers G's images of the interpolated
+            texts, with those texts (not in Reed's design, where D never sees them); needs
+            interp_weight > 0.
         mode_seeking_weight: weight of a mode-seeking term in G's loss (Mao et al. 2019; not in
             Reed's design): G is penalised when two noise vectors give the same image for the
             same text. 0 turns it off.
@@ -114,7 +117,7 @@ class TextToImageGAN(keras.Model):
     def __init__(self, text_encoder, image_encoder, generator, discriminator, style_encoder,
                  cls_weight=0.5,
                  interp_weight=1.0, interp_beta=0.5, interp_type="interpolate",
-                 mode_seeking_weight=0.0, matching_margin=0.2, same_class_negatives=False,
+                 interp_fakes_for_discriminator=False, mode_seeking_weight=0.0, matching_margin=0.2, same_class_negatives=False,
                  hard_negative_weight=0.0,
                  hard_negative_wrong_fraction=0.0, seed=0, gan_loss="bce",
                  gradient_penalty_weight=0.0, gradient_penalty_power=6.0, diff_augment="",
@@ -132,6 +135,7 @@ class TextToImageGAN(keras.Model):
         self.interp_weight = interp_weight
         self.interp_beta = interp_beta
         self.interp_type = interp_type
+        self.interp_fakes_for_discriminator = interp_fakes_for_discriminator
         self.mode_seeking_weight = mode_seeking_weight
         self.matching_margin = matching_margin
         self.same_class_negatives = same_class_negatives
@@ -269,9 +273,12 @@ class TextToImageGAN(keras.Model):
                 wrong_embeddings, negative_embeddings, has_negative)
         texts = _BatchTexts(negative_embeddings, has_negative, data["labels"])
         drawn = self._draw_fakes(embeddings, texts) if self.shared_fakes else None
+        fake_images, fake_embeddings = (
+            (None, None) if drawn is None
+            else drawn.discriminator_fakes(self.interp_fakes_for_discriminator))
         self._discriminator_step(
-            data["images"], embeddings, wrong_embeddings,
-            fake_images=None if drawn is None else drawn.batch_fakes(),
+            data["images"], embeddings, wrong_embeddings, fake_images=fake_images,
+            fake_embeddings=fake_embeddings,
             check_texts=self._check_texts(data) if self.hard_negative_check_weight > 0 else None)
         self._generator_step(embeddings, data["images"], drawn=drawn, texts=texts)
         self._update_ema()
@@ -386,22 +393,31 @@ class TextToImageGAN(keras.Model):
         return tf.where((chosen & has_negative)[:, None], negative_embeddings, wrong_embeddings)
 
     def _discriminator_step(self, images, embeddings, wrong_embeddings, fake_images=None,
-                            check_texts=None):
+                            fake_embeddings=None, check_texts=None):
         """GAN-CLS: real/right = 1; real/wrong and fake/right = 0 (Algorithm 1, lines 6-9).
 
-        `fake_images` [N, S, S, 3] are G(z, right text) of the G step (`shared_fakes`); None
-        draws them here, with noise of their own, as Reed's code does. `check_texts`
-        (`_check_texts`) add the hard negative check, weighted; None leaves it out.
+        `fake_images` [F, S, S, 3] with their texts `fake_embeddings` [F, E] are the G step's
+        fakes (`shared_fakes`): G(z, right text) [N], then, with
+        `interp_fakes_for_discriminator`, G(z, interpolated text) [N // 2]. None draws them
+        here, with noise of their own, as Reed's code does. `check_texts` (`_check_texts`) add
+        the hard negative check, weighted; None leaves it out.
         """
         if fake_images is None:
-            fake_images = self.generator((self.noise(_rows(images)), embeddings), training=True)
-        images, fake_images = self._augmented(images), self._augmented(fake_images)
+            fake_embeddings = embeddings
+            if self.interp_fakes_for_discriminator:
+                fake_embeddings = tf.concat([embeddings, self._interpolated(embeddings)], axis=0)
+            fake_images = self.generator((self.noise(_rows(fake_embeddings)), fake_embeddings),
+                                         training=True)
+        batch_size = _rows(images)
+        images = self._augmented(images)
+        fake_images = self._augmented_blocks(fake_images,
+                                             (batch_size, _rows(fake_images) - batch_size))
         with tf.GradientTape() as tape:
             # The real images' features serve the right and the wrong text alike.
             real_features, real_logits, penalty = self._real_scores(images, embeddings)
             wrong_logits = self.discriminator.score(real_features, wrong_embeddings,
                                                     training=True)
-            fake_logits = self.discriminator((fake_images, embeddings), training=True)
+            fake_logits = self.discriminator((fake_images, fake_embeddings), training=True)
             loss = self._d_loss(real_logits, wrong_logits, fake_logits, cls_weight=self.cls_weight)
             check_loss = (self._hard_negative_check(real_features, *check_texts)
                           if check_texts is not None else tf.constant(0.0))
@@ -750,6 +766,7 @@ class TextToImageGAN(keras.Model):
             style_encoder=keras.saving.serialize_keras_object(self.style_encoder),
             cls_weight=self.cls_weight, interp_weight=self.interp_weight,
             interp_beta=self.interp_beta, interp_type=self.interp_type,
+            interp_fakes_for_discriminator=self.interp_fakes_for_discriminator,
             mode_seeking_weight=self.mode_seeking_weight, matching_margin=self.matching_margin,
             same_class_negatives=self.same_class_negatives,
             hard_negative_weight=self.hard_negative_weight,
@@ -802,9 +819,13 @@ class _DrawnFakes:
     batch_size: int
     recombined_rows: int = 0
 
-    def batch_fakes(self):
-        """[N, S, S, 3] the fakes of the batch's texts, as constants for the D step."""
-        return tf.stop_gradient(self.fake_images[:self.batch_size])
+    def discriminator_fakes(self, with_interpolated=False):
+        """(images [N, S, S, 3], texts [N, E]) of the batch's texts, as constants for the D step;
+        `with_interpolated` appends GAN-INT's rows ([N // 2] each)."""
+        end = (_rows(self.conditioning) - self.recombined_rows if with_interpolated
+               else self.batch_size)
+        return (tf.stop_gradient(self.fake_images[:end]),
+                tf.stop_gradient(self.conditioning[:end]))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,6 +46,7 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         style_encoder=builders.build_style_encoder(model_cfg, data_cfg, sync),
         cls_weight=train_cfg.cls_weight, interp_weight=train_cfg.interp_weight,
         interp_beta=train_cfg.interp_beta, interp_type=train_cfg.interp_type,
+        interp_fakes_for_discriminator=train_cfg.interp_fakes_for_discriminator,
         mode_seeking_weight=train_cfg.mode_seeking_weight,
         matching_margin=train_cfg.matching_margin,
         same_class_negatives=train_cfg.same_class_negatives,
