@@ -399,12 +399,13 @@ class TextToImageGAN(keras.Model):
 
         `fake_images` [F, S, S, 3] with their texts `fake_embeddings` [F, E] are the G step's
         fakes (`shared_fakes`): G(z, right text) [N], then, with
-        `interp_fakes_for_discriminator`, G(z, interpolated text) [N // 2]. None draws them
-        here, with noise of their own, as Reed's code does. `check_texts` (`_check_texts`) add
-        the hard negative check, weighted; None leaves it out.
+        `interp_fakes_for_discriminator`, G(z, interpolated text) [N // 2]; texts None means
+        `embeddings` (F = N). Images None draws them here, with noise of their own, as Reed's
+        code does. `check_texts` (`_check_texts`) add the hard negative check, weighted; None
+        leaves it out.
         """
+        fake_embeddings = embeddings if fake_embeddings is None else fake_embeddings
         if fake_images is None:
-            fake_embeddings = embeddings
             if self.interp_fakes_for_discriminator:
                 fake_embeddings = tf.concat([embeddings, self._interpolated(embeddings)], axis=0)
             fake_images = self.generator((self.noise(_rows(fake_embeddings)), fake_embeddings),
