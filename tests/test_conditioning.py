@@ -317,7 +317,8 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     encoder's BatchNorm, and over five G's nearest-neighbour upsampling at ngf 32 and its rate
     of four times D's, (session 11) the hinge loss and a slower encoder warm-up with a
     stronger hard negative term, and (session 16) competing text slots that read words, with
-    per-pixel attention over them in G and a longer warm-up."""
+    per-pixel attention over them in G and a longer warm-up, and (sessions 17-18) spectral
+    normalisation instead of BatchNorm in D, without GAN-INT."""
     for name in ("tiny", "flowers64", "cub64"):
         model, train = get_preset(name).model, get_preset(name).train
         assert (model.generator_conditioning, model.discriminator_conditioning,
@@ -329,7 +330,7 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     model = default.model
     assert (model.generator_conditioning, model.discriminator_conditioning,
             model.spectral_norm, model.discriminator_batch_norm, model.text_batch_norm,
-            model.upsampling, model.ngf) == ("attention", "projection", False, True, True,
+            model.upsampling, model.ngf) == ("attention", "projection", True, False, True,
                                              "nearest", 32)
     assert (model.text_slots, model.text_tokens, model.text_slot_values,
             model.text_slot_softmax) == (DEFAULT_SLOTS, DEFAULT_SLOTS, "local", "slots")
@@ -337,6 +338,9 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     assert (default.train.gan_loss, default.train.mode_seeking_weight,
             default.train.encoder_learning_rate,
             default.train.encoder_warmup_steps) == ("hinge", 1.0, 5e-4, 500)
+    assert default.train.interp_weight == 0.0
+    for name in ("tiny", "flowers64", "cub64"):
+        assert get_preset(name).train.interp_weight == 1.0, name
     for name in ("tiny", "flowers64", "cub64"):
         assert get_preset(name).model.text_slots == 0, name
 

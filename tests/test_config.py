@@ -24,9 +24,9 @@ def test_paper_presets_use_reed_settings():
 # The options `default` measured best with and the plus presets carry to Reed's 64 px run.
 PLUS_MODEL_FIELDS = {"upsampling", "generator_conditioning", "text_tokens", "text_slots",
                      "text_slot_values", "text_slot_softmax", "discriminator_conditioning",
-                     "text_batch_norm"}
+                     "spectral_norm", "discriminator_batch_norm", "text_batch_norm"}
 PLUS_TRAIN_FIELDS = {"gan_loss", "mode_seeking_weight", "hard_negative_weight",
-                     "hard_negative_wrong_fraction", "shared_fakes"}
+                     "hard_negative_wrong_fraction", "shared_fakes", "interp_weight"}
 
 
 @pytest.mark.parametrize("paper", ["flowers64", "cub64"])
@@ -40,13 +40,14 @@ def test_plus_presets_are_reeds_run_with_the_default_presets_quality_options(pap
                     == getattr(getattr(source, section), field.name)), f"{section}.{field.name}"
     # The carried options are on, not Reed's values that `default` happens to share.
     assert (plus.model.upsampling, plus.model.generator_conditioning,
-            plus.model.discriminator_conditioning, plus.model.text_batch_norm) == (
-        "nearest", "attention", "projection", True)
+            plus.model.discriminator_conditioning, plus.model.text_batch_norm,
+            plus.model.spectral_norm, plus.model.discriminator_batch_norm) == (
+        "nearest", "attention", "projection", True, True, False)
     assert (plus.model.text_slot_values, plus.model.text_slot_softmax) == ("local", "slots")
     assert plus.model.text_slots == plus.model.text_tokens > 0
     assert (plus.train.gan_loss, plus.train.mode_seeking_weight, plus.train.hard_negative_weight,
-            plus.train.hard_negative_wrong_fraction, plus.train.shared_fakes) == (
-        "hinge", 1.0, 5.0, 0.5, True)
+            plus.train.hard_negative_wrong_fraction, plus.train.shared_fakes,
+            plus.train.interp_weight) == ("hinge", 1.0, 5.0, 0.5, True, 0.0)
     # Reed's widths and rates, not the CPU budget's.
     assert (plus.model.ngf, plus.train.learning_rate, plus.train.d_learning_rate,
             plus.train.encoder_learning_rate) == (128, 2e-4, 0.0, 0.0)

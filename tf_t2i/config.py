@@ -458,8 +458,14 @@ def _default() -> Config:
     a colour then stays bound to the part it names, so captions pairing colours never paired in
     training are drawn right far more often (unseen pairs 0.78 and 0.50 on seeds 0 and 1 against
     0.05 and 0.03; seen pairs 0.91 and 0.86 against 0.75 and 0.73; docs/BENCHMARKS.md, session 16).
-    D has a projection term; half of D's wrong texts are the image's own caption with its attribute
-    words swapped. The hard negative term weighs 5 (it is one hinge per image against 126 of the
+    D has a projection term and spectral normalisation in place of its BatchNorms, and there is no
+    GAN-INT term: D never sees an interpolated text, so G drew noise-like images for half of them,
+    and that noise leaked into some 7% of all samples; without GAN-INT they fall to about 1%, the
+    colours hold (unseen pairs 0.82 / 0.43 / 0.79 on seeds 0-2 against 0.78 / 0.50 for session
+    16's preset on seeds 0-1; seen 0.94 / 0.83 / 0.93 against 0.91 / 0.86), interpolations are
+    monotone more often (0.90 / 0.72 / 0.88 against 0.80), and a GAN step costs a fifth less
+    (docs/BENCHMARKS.md, sessions 17-18). Half of D's wrong texts are the image's own caption
+    with its attribute words swapped. The hard negative term weighs 5 (it is one hinge per image against 126 of the
     matching loss) at an encoder rate of 5e-4, not 1 at 1e-3: the embedding then tells a caption
     from its colour swap more often (seen pairs nearest their own pair 0.81-0.87 against
     0.75-0.81), and at 1e-3 the stronger term blew the warm-up's matching loss up on one seed of
@@ -491,6 +497,7 @@ def _default() -> Config:
                           upsampling="nearest", generator_conditioning="attention",
                           text_tokens=16, text_slots=16, text_slot_values="local",
                           text_slot_softmax="slots", discriminator_conditioning="projection",
+                          spectral_norm=True, discriminator_batch_norm=False,
                           text_batch_norm=True),
         train=TrainConfig(steps=2000, style_steps=300, sample_every=200, checkpoint_every=200,
                           learning_rate=8e-4, d_learning_rate=2e-4, lr_decay_every_epochs=0,
@@ -498,7 +505,7 @@ def _default() -> Config:
                           best_metric="attribute_accuracy", encoder_warmup_steps=500,
                           encoder_learning_rate=5e-4, freeze_encoders=True,
                           hard_negative_weight=5.0, hard_negative_wrong_fraction=0.5,
-                          shared_fakes=True),
+                          shared_fakes=True, interp_weight=0.0),
     )
 
 
@@ -523,9 +530,9 @@ def _paper(name: str, data_format: str) -> Config:
 # What the `default` preset adds to Reed's design and `_plus` carries to 64 px (issue 10).
 _PLUS_MODEL_FIELDS = ("upsampling", "generator_conditioning", "text_tokens", "text_slots",
                       "text_slot_values", "text_slot_softmax", "discriminator_conditioning",
-                      "text_batch_norm")
+                      "spectral_norm", "discriminator_batch_norm", "text_batch_norm")
 _PLUS_TRAIN_FIELDS = ("gan_loss", "mode_seeking_weight", "hard_negative_weight",
-                      "hard_negative_wrong_fraction", "shared_fakes")
+                      "hard_negative_wrong_fraction", "shared_fakes", "interp_weight")
 
 
 def _plus(name: str, data_format: str) -> Config:
@@ -533,9 +540,10 @@ def _plus(name: str, data_format: str) -> Config:
 
     The options that measured best on the built-in dataset (docs/BENCHMARKS.md, the ablation):
     a text embedding of 16 competing slots that read words, per-pixel attention over them in G,
-    a projection term in D, nearest-neighbour upsampling, a BatchNorm on the text encoder's
-    GRU states, hard negative captions in the warm-up (weight 5)
-    and as half of D's wrong texts, the hinge loss, the mode-seeking term and shared fakes.
+    a projection term and spectral normalisation instead of BatchNorm in D, no GAN-INT term,
+    nearest-neighbour upsampling, a BatchNorm on the text encoder's GRU states, hard negative
+    captions in the warm-up (weight 5) and as half of D's wrong texts, the hinge loss, the
+    mode-seeking term and shared fakes.
     Reed's widths, data, schedule and learning rates stay: `default`'s narrower G (ngf 32), G's
     four-times rate and its encoder rate of 5e-4 were choices for a 2,000-step CPU budget at
     32 px (the weight-5 term needed an encoder rate below 1e-3; Reed's 2e-4 is below both).
