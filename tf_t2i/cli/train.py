@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "text encoder and a style encoder.")
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
                         help="named configuration (default: %(default)s, CPU-sized, "
-                             "9-21 min on a 2-core CPU; docs/BENCHMARKS.md).")
+                             "9-17 min on a 2-core CPU; docs/BENCHMARKS.md).")
     parser.add_argument("--data", help="dataset folder (not needed for --format synthetic).")
     parser.add_argument("--format", choices=DATA_FORMATS,
                         help="dataset layout: synthetic (built in), reed (text_c10), jsonl.")
