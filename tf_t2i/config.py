@@ -448,41 +448,41 @@ def _tiny() -> Config:
 def _default() -> Config:
     """The CPU-sized default: `python train.py` on 2 cores (docs/BENCHMARKS.md has the times).
 
-    Reed's GAN-INT-CLS with what measured best in the same budget (docs/BENCHMARKS.md, the ablation
-    table): the encoders first learn the joint embedding alone for 500 steps, with hard negative
-    captions, and stay fixed in the GAN stage (Reed pretrains phi too); a BatchNorm on the text
-    encoder's GRU states starts the captions apart, so the warm-up has no plateau and the embedding
-    keeps the background (five seeds in docs/BENCHMARKS.md). The text embedding is 16 slots that
-    compete for the caption's positions and read their words from the first convolution, and from
-    8x8 on each pixel of G attends over them and takes its own scale and shift from what it reads:
-    a colour then stays bound to the part it names, so captions pairing colours never paired in
-    training are drawn right far more often (unseen pairs 0.78 and 0.50 on seeds 0 and 1 against
-    0.05 and 0.03; seen pairs 0.91 and 0.86 against 0.75 and 0.73; docs/BENCHMARKS.md, session 16).
-    D has a projection term and spectral normalisation in place of its BatchNorms, and there is no
-    GAN-INT term: D never sees an interpolated text, so G drew noise-like images for half of them,
-    and that noise leaked into some 7% of all samples; without GAN-INT they fall to about 1%, the
-    colours hold (unseen pairs 0.82 / 0.43 / 0.79 on seeds 0-2 against 0.78 / 0.50 for session
-    16's preset on seeds 0-1; seen 0.94 / 0.83 / 0.93 against 0.91 / 0.86), interpolations are
-    monotone more often (0.90 / 0.72 / 0.88 against 0.80), and a GAN step costs a fifth less
-    (docs/BENCHMARKS.md, sessions 17-18). Half of D's wrong texts are the image's own caption
-    with its attribute words swapped. The hard negative term weighs 5 (it is one hinge per image against 126 of the
-    matching loss) at an encoder rate of 5e-4, not 1 at 1e-3: the embedding then tells a caption
-    from its colour swap more often (seen pairs nearest their own pair 0.81-0.87 against
-    0.75-0.81), and at 1e-3 the stronger term blew the warm-up's matching loss up on one seed of
-    five. D and G use the hinge loss (DF-GAN). The mode-seeking term keeps G from drawing one image
-    per caption whatever z is; without it the style encoder has nothing to recover (at weight 0.25
-    instead of 1, seen colour pairs rose by 0.03 and style transfer fell by 0.05 over five seeds).
-    D trains on the fakes G draws for its own step (`train.shared_fakes`: one G forward pass per
-    step instead of Reed's two, 12% fewer FLOPs per step). G learns at four times D's rate (8e-4
-    against Reed's 2e-4, which D keeps): in this budget G is the one that lags. G upsamples by
-    nearest neighbour and a 3x3 convolution instead of Reed's transposed convolutions, which draw a
-    2-pixel speckle, and is two thirds as wide (ngf 32, not 48), at 0.55x the FLOPs per step (28.1
-    against 51.4 GFLOP with session 10's affine G). The GAN stage runs 2000 steps, not 800: seen
-    colour pairs and named backgrounds are drawn right more often with more steps (seeds 0-3 in
-    bfloat16: colour pairs 0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76 against
-    0.84-0.91), and the run stayed within the 15- and 20-minute bars on 2 cores
-    (docs/BENCHMARKS.md, session 14; with session 16's slots, attention and warm-up and session
-    18's D without GAN-INT: 9.5 min with native bfloat16, about 17 estimated on AVX2 only).
+    Reed's GAN-CLS (GAN-INT left out: below) with what measured best in the same budget
+    (docs/BENCHMARKS.md, the ablation table): the encoders first learn the joint embedding alone for
+    500 steps, with hard negative captions, and stay fixed in the GAN stage (Reed pretrains phi
+    too); a BatchNorm on the text encoder's GRU states starts the captions apart, so the warm-up has
+    no plateau and the embedding keeps the background (five seeds in docs/BENCHMARKS.md). The text
+    embedding is 16 slots that compete for the caption's positions and read their words from the
+    first convolution, and from 8x8 on each pixel of G attends over them and takes its own scale and
+    shift from what it reads: a colour then stays bound to the part it names, so captions pairing
+    colours never paired in training are drawn right far more often (unseen pairs 0.78 and 0.50 on
+    seeds 0 and 1 against 0.05 and 0.03; seen pairs 0.91 and 0.86 against 0.75 and 0.73;
+    docs/BENCHMARKS.md, session 16). D has a projection term and spectral normalisation in place of
+    its BatchNorms, and there is no GAN-INT term: D never sees an interpolated text, so G drew
+    noise-like images for half of them, and that noise leaked into some 7% of all samples; without
+    GAN-INT they fall to about 1%, the colours hold (unseen pairs 0.82 / 0.43 / 0.79 on seeds 0-2
+    against 0.78 / 0.50 for session 16's preset on seeds 0-1; seen 0.94 / 0.83 / 0.93 against 0.91 /
+    0.86), interpolations are monotone more often (0.90 / 0.72 / 0.88 against 0.80), and a GAN step
+    costs a fifth less (docs/BENCHMARKS.md, sessions 17-18). Half of D's wrong texts are the image's
+    own caption with its attribute words swapped. The hard negative term weighs 5 (it is one hinge
+    per image against 126 of the matching loss) at an encoder rate of 5e-4, not 1 at 1e-3: the
+    embedding then tells a caption from its colour swap more often (seen pairs nearest their own
+    pair 0.81-0.87 against 0.75-0.81), and at 1e-3 the stronger term blew the warm-up's matching
+    loss up on one seed of five. D and G use the hinge loss (DF-GAN). The mode-seeking term keeps G
+    from drawing one image per caption whatever z is; without it the style encoder has nothing to
+    recover (at weight 0.25 instead of 1, seen colour pairs rose by 0.03 and style transfer fell by
+    0.05 over five seeds). D trains on the fakes G draws for its own step (`train.shared_fakes`: one
+    G forward pass per step instead of Reed's two, 12% fewer FLOPs per step). G learns at four times
+    D's rate (8e-4 against Reed's 2e-4, which D keeps): in this budget G is the one that lags. G
+    upsamples by nearest neighbour and a 3x3 convolution instead of Reed's transposed convolutions,
+    which draw a 2-pixel speckle, and is two thirds as wide (ngf 32, not 48), at 0.55x the FLOPs per
+    step (28.1 against 51.4 GFLOP with session 10's affine G). The GAN stage runs 2000 steps, not
+    800: seen colour pairs and named backgrounds are drawn right more often with more steps (seeds
+    0-3 in bfloat16: colour pairs 0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76
+    against 0.84-0.91), and the run stayed within the 15- and 20-minute bars on 2 cores
+    (docs/BENCHMARKS.md, session 14; with session 16's slots, attention and warm-up and session 18's
+    D without GAN-INT: 9.5 min with native bfloat16, about 17 estimated on AVX2 only).
     docs/BENCHMARKS.md, sessions 9-18, has the seeds behind each choice.
     `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
     AVX-512 bf16) and float32 elsewhere.
