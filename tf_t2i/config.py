@@ -464,9 +464,9 @@ def _default() -> Config:
     GAN-INT they fall to about 1%, the colours hold (unseen pairs 0.82 / 0.43 / 0.79 on seeds 0-2
     against 0.78 / 0.50 for session 16's preset on seeds 0-1; seen 0.94 / 0.83 / 0.93 against 0.91 /
     0.86), interpolations are monotone more often (0.90 / 0.72 / 0.88 against 0.80), and a GAN step
-    costs a fifth less (docs/BENCHMARKS.md, sessions 17-18). Half of D's wrong texts are the image's
-    own caption with its attribute words swapped. The hard negative term weighs 5 (it is one hinge
-    per image against 126 of the matching loss) at an encoder rate of 5e-4, not 1 at 1e-3: the
+    costs 0.77x the FLOPs (docs/BENCHMARKS.md, sessions 17-18). Half of D's wrong texts are the
+    image's own caption with its attribute words swapped. The hard negative term weighs 5 (it is one
+    hinge per image against 126 of the matching loss) at an encoder rate of 5e-4, not 1 at 1e-3: the
     embedding then tells a caption from its colour swap more often (seen pairs nearest their own
     pair 0.81-0.87 against 0.75-0.81), and at 1e-3 the stronger term blew the warm-up's matching
     loss up on one seed of five. D and G use the hinge loss (DF-GAN). The mode-seeking term keeps G
