@@ -341,7 +341,6 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     assert default.train.interp_weight == 0.0
     for name in ("tiny", "flowers64", "cub64"):
         assert get_preset(name).train.interp_weight == 1.0, name
-    for name in ("tiny", "flowers64", "cub64"):
         assert get_preset(name).model.text_slots == 0, name
 
 
