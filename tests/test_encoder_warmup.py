@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tf_t2i import losses
 from tf_t2i.checkpoints import RunCheckpoints
-from tf_t2i.config import Config, get_preset
+from tf_t2i.config import Config, apply_overrides, get_preset
 from tf_t2i.data.load_dataset import load_dataset
 from tf_t2i.data.pipeline import make_train_dataset
 from tf_t2i.errors import TrainingInterrupted
@@ -164,6 +164,37 @@ def test_a_run_interrupted_in_the_warmup_resumes_it_then_trains_the_gan(tmp_path
     before, after = (_h5_group(warmed_path, "generator"),
                      _h5_group(latest["weights"], "generator"))
     assert any(not np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_conditioning_captions_set_the_gan_and_style_stages_captions_not_the_warmups(
+        tmp_path, monkeypatch):
+    """train.conditioning_captions=1: the warm-up still matches the mean of the k captions of
+    each image, while the GAN and style stages condition on one caption (the pipeline's
+    embedding table then holds one row per example)."""
+    tiny = get_preset("tiny")
+    config = dataclasses.replace(tiny, train=dataclasses.replace(
+        tiny.train, encoder_warmup_steps=1, freeze_encoders=True, steps=1, style_steps=1,
+        conditioning_captions=1, checkpoint_every=1, sample_every=1, log_every=1))
+    assert config.validate().data.captions_per_image == 4
+    monkeypatch.setattr(training, "write_training_curves", lambda run_dir: None)
+    seen = {}
+    real_run = StageLoop.run
+
+    def record_batches(self, stage, step_fn, trackers, stream, record, total):
+        seen[stage] = {key: spec.shape.as_list() for key, spec in stream.element_spec.items()}
+        return real_run(self, stage, step_fn, trackers, stream, record, total)
+
+    monkeypatch.setattr(StageLoop, "run", record_batches)
+    run_training(config, str(tmp_path / "run"), export=False)
+    batch, length = config.data.batch_size, config.data.caption_length
+    assert seen["encoder"]["captions"] == [batch, 4, length]
+    assert seen["gan"]["caption_embeddings"][:2] == [batch, 1]
+    assert seen["style"]["caption_embeddings"][:2] == [batch, 1]
+
+
+def test_conditioning_captions_cannot_exceed_the_captions_per_image():
+    with pytest.raises(ValueError, match=r"train.conditioning_captions must be in \[0, data"):
+        apply_overrides(get_preset("tiny"), ["train.conditioning_captions=5"]).validate()
 
 
 @pytest.mark.parametrize("same_class_negatives", [False, True])

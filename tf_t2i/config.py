@@ -223,6 +223,10 @@ class TrainConfig:
         freeze_encoders: the encoders stop training when the GAN stage starts (Reed: phi is
             pretrained and fixed), which also saves their backward pass; needs a warm-up.
         style_steps: steps of the style-encoder stage after the GAN stage; 0 skips it.
+        conditioning_captions: captions whose mean embedding conditions G and D in the GAN and
+            style stages; 0 = `data.captions_per_image` (Reed: the mean of 4, as in the
+            warm-up). 1 trains G on single captions, as it is asked to draw them: a caption
+            that names no background then leaves it to z (not in Reed's design).
         shared_fakes: D's step trains on the fakes G draws for its own step, so that G runs
             forward once per step, as PyTorch's DCGAN example does (not Reed's code, whose D
             step draws fakes of its own: one more G forward pass per step).
@@ -284,6 +288,7 @@ class TrainConfig:
     encoder_learning_rate: float = 0.0
     freeze_encoders: bool = False
     style_steps: int = 0
+    conditioning_captions: int = 0
     shared_fakes: bool = False
     precision: str = "auto"
     jit_compile: bool = False
@@ -405,6 +410,8 @@ class Config:
              "style of real images, which only the reconstruction term computes)"),
             (self.train.eval_images >= 2, "train.eval_images must be >= 2"),
             (0.0 <= self.train.diversity_warning <= 1.0, "train.diversity_warning must be in [0, 1]"),
+            (0 <= self.train.conditioning_captions <= self.data.captions_per_image,
+             "train.conditioning_captions must be in [0, data.captions_per_image] (0 = all k)"),
             (self.train.hard_negative_weight >= 0.0, "train.hard_negative_weight must be >= 0"),
             (0.0 <= self.train.hard_negative_wrong_fraction <= 1.0,
              "train.hard_negative_wrong_fraction must be in [0, 1]"),

@@ -14,7 +14,7 @@ import numpy as np
 
 from tf_t2i import distribution
 from tf_t2i.checkpoints import UNREADABLE_CHECKPOINT, CheckpointLayoutError, RunCheckpoints
-from tf_t2i.config import Config
+from tf_t2i.config import Config, DataConfig
 from tf_t2i.data.attribute_words import attribute_words, read_attribute_words
 from tf_t2i.data.caption_encoder import CaptionEncoder
 from tf_t2i.data.dataset_index import DatasetIndex
@@ -170,12 +170,13 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
     # the frozen GAN stage's table.
     embed_once = embedded_once(embed_captions or gan.embed_caption_table)
 
-    def stream(start_step, words=None, frozen_text=False):
+    def stream(start_step, words=None, frozen_text=False, conditioning=False):
         # Where the text encoder does not train, the pipeline embeds every caption once
         # instead of the step embedding each batch's captions again.
         embed = embed_once if frozen_text else None
+        data = conditioning_data(config) if conditioning else config.data
         return distribution.distribute(
-            strategy, lambda: make_train_dataset(dataset.train, config.data, encoder,
+            strategy, lambda: make_train_dataset(dataset.train, data, encoder,
                                                  start_step=start_step, attribute_words=words,
                                                  embed_captions=embed),
             batch_size)
@@ -195,11 +196,12 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
         if record["step"] < gan_steps:
             record = loop.run("gan", step(gan.train_step), gan.trackers,
                               stream(record["step"], hard_negative_words,
-                                     frozen_text=not gan.train_encoders),
+                                     frozen_text=not gan.train_encoders, conditioning=True),
                               record, gan_steps)
         if record["style_step"] < config.train.style_steps:
             record = loop.run("style", step(gan.style_step), gan.style_trackers,
-                              stream(record["style_step"], frozen_text=True), record,
+                              stream(record["style_step"], frozen_text=True,
+                                     conditioning=True), record,
                               config.train.style_steps)
     if not chief:
         return record
@@ -215,6 +217,15 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
         print(f"exported the SavedModel to {export_dir}")
     write_training_curves(run_dir)
     return record
+
+
+def conditioning_data(config: Config) -> DataConfig:
+    """The data configuration of the GAN and style stages: `train.conditioning_captions`
+    captions per image where it is set, else `data.captions_per_image` (the warm-up's)."""
+    if not config.train.conditioning_captions:
+        return config.data
+    return dataclasses.replace(config.data,
+                               captions_per_image=config.train.conditioning_captions)
 
 
 def _restore(config, run_dir, checkpoints, gan, gan_steps, changes, chief) -> dict:
