@@ -165,12 +165,15 @@ def test_generator_step_updates_only_the_generator(encoder, batch, generator_mat
                  trainable_only=("discriminator",))
 
 
-def test_style_step_updates_only_the_style_encoder(encoder, batch):
-    gan = make_gan(encoder)
+@pytest.mark.parametrize("style_reconstruction_weight", [0.0, 10.0])
+def test_style_step_updates_only_the_style_encoder(encoder, batch, style_reconstruction_weight):
+    gan = make_gan(encoder, style_reconstruction_weight=style_reconstruction_weight)
     before = snapshot(gan)
     logs = gan.style_step(batch)
     after = snapshot(gan)
     assert np.isfinite(float(logs["style_loss"])) and float(logs["style_loss"]) > 0
+    reconstruction = float(logs["style_reconstruction_loss"])
+    assert (reconstruction > 0) == (style_reconstruction_weight > 0)
     # G and the text encoder run in inference mode: not even their statistics move.
     assert_phase(before, after, own_models=("style_encoder",), own_optimizer="style_optimizer",
                  untouched=all_groups("text_encoder", "image_encoder", "generator",

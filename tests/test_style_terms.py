@@ -138,6 +138,40 @@ def test_tiny_step_with_every_option_gives_finite_losses(encoder, batch):
     assert moved == total and int(gan.style_optimizer.iterations) == 2
 
 
+def test_style_stage_reconstruction_by_hand(encoder, batch, monkeypatch):
+    """train.style_reconstruction_weight: the style stage's S loss is Reed's term on G's images
+    plus the weighted L1 of real images redrawn by the frozen G from S(x), S seeing both kinds
+    of image in one call; S's update is that sum's gradient, and only S's."""
+    gan = make_gan(encoder, style_reconstruction_weight=10.0)
+    state = gan.seed_generator.state.numpy()
+    embeddings = gan.embed_captions(batch["captions"])
+    z = gan.noise(embeddings.shape[0])
+    images = batch["images"]
+    with tf.GradientTape() as tape:
+        fakes = gan.generator((z, embeddings), training=False)
+        styles = gan.style_encoder(tf.concat([fakes, images], axis=0), training=True)
+        rows = z.shape[0]
+        style = np.sum((z.numpy() - styles[:rows].numpy()) ** 2, axis=-1).mean()
+        redrawn = gan.generator((styles[rows:], embeddings), training=False)
+        reconstruction = np.abs(redrawn.numpy() - images.numpy()).mean()
+        total = (tf.reduce_mean(tf.reduce_sum(tf.square(z - styles[:rows]), axis=-1))
+                 + 10.0 * tf.reduce_mean(tf.abs(redrawn - images)))
+    expected = tape.gradient(total, gan.style_encoder.trainable_variables)
+    applied = []
+    monkeypatch.setattr(gan.style_optimizer, "apply_gradients",
+                        lambda pairs: applied.extend(g.numpy() for g, _ in pairs))
+    gan.seed_generator.state.assign(state)
+    for tracker in gan.style_trackers.values():
+        tracker.reset_state()
+    logs = gan.style_step(batch)
+    assert float(logs["style_loss"]) == pytest.approx(style, rel=1e-5)
+    assert float(logs["style_reconstruction_loss"]) == pytest.approx(reconstruction, rel=1e-5)
+    assert len(applied) == len(expected)
+    scale = max(np.abs(e.numpy()).max() for e in expected)
+    for actual, wanted in zip(applied, expected):
+        np.testing.assert_allclose(actual, wanted.numpy(), rtol=1e-3, atol=1e-4 * scale)
+
+
 def variable_signature(gan):
     """Each model's variables by name and shape, each optimizer's by shape (names and paths
     carry global layer counters)."""
@@ -175,6 +209,7 @@ def test_options_off_leave_the_generator_loss_unchanged(encoder, batch, monkeypa
 @pytest.mark.parametrize("override, message", [
     ("train.latent_regression_weight=-1", "train.latent_regression_weight must be >= 0"),
     ("train.style_prior_weight=1", "train.style_prior_weight needs train.reconstruction_weight"),
+    ("train.style_reconstruction_weight=-1", "train.style_reconstruction_weight must be >= 0"),
 ])
 def test_validate_names_the_style_option(override, message):
     with pytest.raises(ValueError, match=message):

@@ -216,6 +216,9 @@ class TrainConfig:
             style; not in Reed's design; 0 = off).
         style_prior_weight: weight of a moment-matching term keeping S(x) of real images
             distributed like N(0, I), G's noise (needs reconstruction_weight > 0; 0 = off).
+        style_reconstruction_weight: weight of the L1 reconstruction mean |x - G(S(x), phi(t_x))|
+            of real images in the style stage, where G is frozen and only S learns, so that S
+            reads real photos as well as G's images (not in Reed's design; 0 = off).
         encoder_warmup_steps: steps of an encoder warm-up stage before the GAN stage: the text
             and image encoders alone learn the matching loss (and the hard negative term), as
             Reed et al. pretrain phi before the GAN; 0 skips it (joint training only).
@@ -284,6 +287,7 @@ class TrainConfig:
     latent_regression_weight: float = 0.0
     reconstruction_weight: float = 0.0
     style_prior_weight: float = 0.0
+    style_reconstruction_weight: float = 0.0
     encoder_warmup_steps: int = 0
     encoder_learning_rate: float = 0.0
     freeze_encoders: bool = False
@@ -404,7 +408,7 @@ class Config:
                                         if f.name.endswith("_every") and f.name != "eval_every")),
             (self.train.eval_every >= 0, "train.eval_every must be >= 0 (0 = no metrics)"),
             *_at_least(self.train, 0, "latent_regression_weight", "reconstruction_weight",
-                       "style_prior_weight"),
+                       "style_prior_weight", "style_reconstruction_weight"),
             (self.train.style_prior_weight == 0 or self.train.reconstruction_weight > 0,
              "train.style_prior_weight needs train.reconstruction_weight > 0 (it regularises the "
              "style of real images, which only the reconstruction term computes)"),

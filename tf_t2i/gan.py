@@ -17,7 +17,7 @@ METRIC_NAMES = ("matching_loss", "d_loss", "g_loss", "interp_loss", "mode_seekin
                 "d_wrong", "d_fake", "gradient_penalty", "hard_negative_loss",
                 "hard_negative_check_loss", "generator_matching_loss", "recombined_text_loss",
                 "latent_regression_loss", "reconstruction_loss", "style_prior_loss")
-STYLE_METRIC_NAMES = ("style_loss",)
+STYLE_METRIC_NAMES = ("style_loss", "style_reconstruction_loss")
 ENCODER_METRIC_NAMES = ("matching_loss", "hard_negative_loss")
 
 
@@ -40,7 +40,8 @@ class TextToImageGAN(keras.Model):
     stage then uses the warmed-up encoders as they are (Reed's fixed phi): phase 1 only embeds.
 
     `style_step` (the style stage, after the GAN stage) trains the style encoder S alone, with G
-    and the text encoder frozen, to recover z from G(z, phi(t)) (section 4.4). With a latent
+    and the text encoder frozen, to recover z from G(z, phi(t)) (section 4.4), and with a style
+    reconstruction weight also to reconstruct real images through the frozen G. With a latent
     regression or reconstruction weight, S also trains in the GAN stage, inside the generator
     step, with its own optimizer (BicycleGAN's cLR and cVAE-GAN terms; `_style_terms`).
 
@@ -82,6 +83,9 @@ class TextToImageGAN(keras.Model):
             S's loss (BicycleGAN's cVAE-GAN, deterministic S); 0 turns it off.
         style_prior_weight: weight of `losses.style_prior_loss` on S(x) of real images in S's
             loss (needs a reconstruction weight); 0 turns it off.
+        style_reconstruction_weight: weight of mean |x - G(S(x), phi(t_x))| on real images in
+            the style stage, where G is frozen and only S learns (`style_step`; not in Reed's
+            design); 0 turns it off (Reed's stage: S learns from G's images alone).
         seed: seed of the noise generator (its state is saved with checkpoints).
         gan_loss: "bce" (Reed's GAN-CLS) or "hinge" (DF-GAN, Tao et al. 2022): D's and G's
             losses, the GAN-INT term included (`losses.GAN_LOSSES`).
@@ -125,7 +129,8 @@ class TextToImageGAN(keras.Model):
                  ema_generator=None, ema_decay=0.0, latent_regression_weight=0.0,
                  reconstruction_weight=0.0, style_prior_weight=0.0, train_encoders=True,
                  shared_fakes=False, hard_negative_check_weight=0.0,
-                 generator_matching_weight=0.0, recombined_text_weight=0.0, **kwargs):
+                 generator_matching_weight=0.0, recombined_text_weight=0.0,
+                 style_reconstruction_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -145,6 +150,7 @@ class TextToImageGAN(keras.Model):
         self.latent_regression_weight = latent_regression_weight
         self.reconstruction_weight = reconstruction_weight
         self.style_prior_weight = style_prior_weight
+        self.style_reconstruction_weight = style_reconstruction_weight
         self.train_encoders = train_encoders
         self.shared_fakes = shared_fakes
         self.hard_negative_check_weight = hard_negative_check_weight
@@ -321,19 +327,41 @@ class TextToImageGAN(keras.Model):
     def style_step(self, data):
         """One style-stage step: S learns to recover z from G(z, phi(t)); G and text frozen.
 
-        Reference: Reed et al. 2016, section 4.4, L_style = E ||z - S(G(z, phi(t)))||^2.
+        With a style reconstruction weight, S also learns to reconstruct the batch's real images
+        through the frozen G: G(S(x), phi(t_x)) ~ x (L1). G's images alone teach S only what
+        G draws, and a real photo differs from them; this term teaches S to read real photos,
+        which style transfer starts from. S sees both kinds of image in one call, so its
+        BatchNorm statistics are those of the mix.
+
+        Reference: Reed et al. 2016, section 4.4, L_style = E ||z - S(G(z, phi(t)))||^2; the
+        reconstruction is BicycleGAN's cVAE-GAN term (Zhu et al. 2017) with G held fixed.
         """
         embeddings = (conditioning_vector(data["caption_embeddings"])
                       if "caption_embeddings" in data
                       else self.embed_captions(data["captions"], training=False))
-        z = self.noise(_rows(embeddings))
+        rows = _rows(embeddings)
+        z = self.noise(rows)
         # S inverts the generator that draws for the user (the export pairs them).
         fake_images = self.sampling_generator((z, embeddings), training=False)
+        reconstruction = tf.constant(0.0)
         with tf.GradientTape() as tape:
-            loss = losses.style_loss(z, self.style_encoder(fake_images, training=True))
-            scaled_loss = _scaled(self.style_optimizer, loss)
+            if self.style_reconstruction_weight > 0:
+                images = data["images"]
+                styles = self.style_encoder(
+                    tf.concat([tf.cast(fake_images, images.dtype), images], axis=0),
+                    training=True)
+                loss = losses.style_loss(z, styles[:rows])
+                reconstructed = self.sampling_generator((styles[rows:], embeddings),
+                                                        training=False)
+                reconstruction = losses.reconstruction_loss(images, reconstructed)
+                total = loss + self.style_reconstruction_weight * reconstruction
+            else:
+                loss = total = losses.style_loss(
+                    z, self.style_encoder(fake_images, training=True))
+            scaled_loss = _scaled(self.style_optimizer, total)
         _apply(self.style_optimizer, tape, scaled_loss, self.style_encoder.trainable_variables)
         self.style_trackers["style_loss"].update_state(loss)
+        self.style_trackers["style_reconstruction_loss"].update_state(reconstruction)
         return {name: tracker.result() for name, tracker in self.style_trackers.items()}
 
     def _encoder_step(self, images, captions, labels, hard_negative_captions=None,
@@ -783,7 +811,8 @@ class TextToImageGAN(keras.Model):
             shared_fakes=self.shared_fakes,
             hard_negative_check_weight=self.hard_negative_check_weight,
             generator_matching_weight=self.generator_matching_weight,
-            recombined_text_weight=self.recombined_text_weight)
+            recombined_text_weight=self.recombined_text_weight,
+            style_reconstruction_weight=self.style_reconstruction_weight)
         return config
 
     @classmethod

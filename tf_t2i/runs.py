@@ -64,6 +64,7 @@ def build_gan(config: Config, vocabulary_size: int, steps_per_epoch: int) -> Tex
         hard_negative_check_weight=train_cfg.hard_negative_check_weight,
         generator_matching_weight=train_cfg.generator_matching_weight,
         recombined_text_weight=train_cfg.recombined_text_weight,
+        style_reconstruction_weight=train_cfg.style_reconstruction_weight,
         train_encoders=not train_cfg.freeze_encoders)
     gan.compile(encoder_optimizer=make_optimizer(train_cfg, steps_per_epoch, "encoder_optimizer",
                                                  train_cfg.encoder_learning_rate or None),

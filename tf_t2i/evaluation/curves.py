@@ -8,7 +8,8 @@ draws them against the step:
     D's scores          gan/d_real, d_wrong, d_fake (mean sigmoid outputs)
     GAN penalties       gan/gradient_penalty, hard_negative_loss, latent_regression_loss,
                         reconstruction_loss, style_prior_loss (the options that are on)
-    style stage         style/style_loss, against the style step
+    style stage         style/style_loss, style_reconstruction_loss (when on), against the
+                        style step
     one panel per metric of metrics.jsonl (its fields, real-image references dashed), against
     the GAN step plus the style step.
 `write_training_curves(run_dir)` writes `curves.png` in the run folder (train.py does at the end).
@@ -31,7 +32,7 @@ _PANELS = (
     ("discriminator scores", "gan/", ("d_real", "d_wrong", "d_fake")),
     ("GAN penalties", "gan/", ("gradient_penalty", "hard_negative_loss", "latent_regression_loss",
                                "reconstruction_loss", "style_prior_loss")),
-    ("style stage", "style/", ("style_loss",)),
+    ("style stage", "style/", ("style_loss", "style_reconstruction_loss")),
 )
 
 _X_LABELS = {"encoder/": "warm-up step", "gan/": "GAN step", "style/": "style step"}
