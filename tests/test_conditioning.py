@@ -318,7 +318,8 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     of four times D's, (session 11) the hinge loss and a slower encoder warm-up with a
     stronger hard negative term, and (session 16) competing text slots that read words, with
     per-pixel attention over them in G and a longer warm-up, and (sessions 17-18) spectral
-    normalisation instead of BatchNorm in D, without GAN-INT."""
+    normalisation instead of BatchNorm in D, without GAN-INT, and (session 19) an encoder rate
+    of 1e-3, single captions for G and D and a style stage that also redraws real images."""
     for name in ("tiny", "flowers64", "cub64"):
         model, train = get_preset(name).model, get_preset(name).train
         assert (model.generator_conditioning, model.discriminator_conditioning,
@@ -337,11 +338,16 @@ def test_reeds_presets_have_the_options_off_and_the_default_its_measured_choice(
     assert (default.train.learning_rate, default.train.d_learning_rate) == (8e-4, 2e-4)
     assert (default.train.gan_loss, default.train.mode_seeking_weight,
             default.train.encoder_learning_rate,
-            default.train.encoder_warmup_steps) == ("hinge", 1.0, 5e-4, 500)
+            default.train.encoder_warmup_steps) == ("hinge", 1.0, 1e-3, 500)
     assert default.train.interp_weight == 0.0
+    # (Session 19) single captions for G and D, and a style stage that redraws real images.
+    assert (default.train.conditioning_captions,
+            default.train.style_reconstruction_weight) == (1, 1000.0)
     for name in ("tiny", "flowers64", "cub64"):
         assert get_preset(name).train.interp_weight == 1.0, name
         assert get_preset(name).model.text_slots == 0, name
+        assert (get_preset(name).train.conditioning_captions,
+                get_preset(name).train.style_reconstruction_weight) == (0, 0.0), name
 
 
 @pytest.mark.parametrize("override, field", [

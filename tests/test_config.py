@@ -26,7 +26,8 @@ PLUS_MODEL_FIELDS = {"upsampling", "generator_conditioning", "text_tokens", "tex
                      "text_slot_values", "text_slot_softmax", "discriminator_conditioning",
                      "spectral_norm", "discriminator_batch_norm", "text_batch_norm"}
 PLUS_TRAIN_FIELDS = {"gan_loss", "mode_seeking_weight", "hard_negative_weight",
-                     "hard_negative_wrong_fraction", "shared_fakes", "interp_weight"}
+                     "hard_negative_wrong_fraction", "shared_fakes", "interp_weight",
+                     "conditioning_captions", "style_reconstruction_weight"}
 
 
 @pytest.mark.parametrize("paper", ["flowers64", "cub64"])
@@ -47,7 +48,9 @@ def test_plus_presets_are_reeds_run_with_the_default_presets_quality_options(pap
     assert plus.model.text_slots == plus.model.text_tokens > 0
     assert (plus.train.gan_loss, plus.train.mode_seeking_weight, plus.train.hard_negative_weight,
             plus.train.hard_negative_wrong_fraction, plus.train.shared_fakes,
-            plus.train.interp_weight) == ("hinge", 1.0, 5.0, 0.5, True, 0.0)
+            plus.train.interp_weight, plus.train.conditioning_captions,
+            plus.train.style_reconstruction_weight) == ("hinge", 1.0, 5.0, 0.5, True, 0.0, 1,
+                                                        1000.0)
     # Reed's widths and rates, not the CPU budget's.
     assert (plus.model.ngf, plus.train.learning_rate, plus.train.d_learning_rate,
             plus.train.encoder_learning_rate) == (128, 2e-4, 0.0, 0.0)

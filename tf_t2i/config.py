@@ -415,7 +415,8 @@ class Config:
             (self.train.eval_images >= 2, "train.eval_images must be >= 2"),
             (0.0 <= self.train.diversity_warning <= 1.0, "train.diversity_warning must be in [0, 1]"),
             (0 <= self.train.conditioning_captions <= self.data.captions_per_image,
-             "train.conditioning_captions must be in [0, data.captions_per_image] (0 = all k)"),
+             "train.conditioning_captions must be in [0, data.captions_per_image] "
+             "(0 = all k)"),
             (self.train.hard_negative_weight >= 0.0, "train.hard_negative_weight must be >= 0"),
             (0.0 <= self.train.hard_negative_wrong_fraction <= 1.0,
              "train.hard_negative_wrong_fraction must be in [0, 1]"),
@@ -477,26 +478,36 @@ def _default() -> Config:
     0.86), interpolations are monotone more often (0.90 / 0.72 / 0.88 against 0.80), and a GAN step
     costs 0.77x the FLOPs (docs/BENCHMARKS.md, sessions 17-18). Half of D's wrong texts are the
     image's own caption with its attribute words swapped. The hard negative term weighs 5 (it is one
-    hinge per image against 126 of the matching loss) at an encoder rate of 5e-4, not 1 at 1e-3: the
-    embedding then tells a caption from its colour swap more often (seen pairs nearest their own
-    pair 0.81-0.87 against 0.75-0.81), and at 1e-3 the stronger term blew the warm-up's matching
-    loss up on one seed of five. D and G use the hinge loss (DF-GAN). The mode-seeking term keeps G
-    from drawing one image per caption whatever z is; without it the style encoder has nothing to
-    recover (at weight 0.25 instead of 1, seen colour pairs rose by 0.03 and style transfer fell by
-    0.05 over five seeds). D trains on the fakes G draws for its own step (`train.shared_fakes`: one
-    G forward pass per step instead of Reed's two, 12% fewer FLOPs per step). G learns at four times
-    D's rate (8e-4 against Reed's 2e-4, which D keeps): in this budget G is the one that lags. G
-    upsamples by nearest neighbour and a 3x3 convolution instead of Reed's transposed convolutions,
-    which draw a 2-pixel speckle, and is two thirds as wide (ngf 32, not 48), at 0.55x the FLOPs per
-    step (28.1 against 51.4 GFLOP with session 10's affine G). The GAN stage runs 2000 steps, not
-    800: seen colour pairs and named backgrounds are drawn right more often with more steps (seeds
-    0-3 in bfloat16: colour pairs 0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76
-    against 0.84-0.91), and the run stayed within the 15- and 20-minute bars on 2 cores
-    (docs/BENCHMARKS.md, session 14; with session 16's slots, attention and warm-up and session 18's
-    D without GAN-INT: 9.5 min with native bfloat16, about 17 estimated on AVX2 only).
-    docs/BENCHMARKS.md, sessions 9-18, has the seeds behind each choice.
-    `train.precision=auto` picks bfloat16 compute where the CPU has native bfloat16 (AMX /
-    AVX-512 bf16) and float32 elsewhere.
+    hinge per image against 126 of the matching loss): the embedding then tells a caption from its
+    colour swap more often (seen pairs nearest their own pair 0.81-0.87 against 0.75-0.81). The
+    encoders learn at 1e-3: at session 11's 5e-4 one seed in four left the unseen captions' colours
+    less readable (linear probes 0.86 / 0.82 against 0.95-0.99 at 1e-3, seeds 0-4, with no blow-up
+    of the matching loss; session 11's slot-less encoder had one at 1e-3), and that seed's G drew
+    unseen pairs right 0.43 of the time against 0.71-0.78 (docs/BENCHMARKS.md, session 19). G and D
+    learn from single captions, as G is asked to draw (`train.conditioning_captions=1`; the warm-up
+    still matches the mean of four): most captions name no background, so z decides it, as the style
+    encoder needs. The style stage also teaches S to redraw real images through the frozen G
+    (`train.style_reconstruction_weight`), so that S reads photos, not only G's images. Together
+    (seeds 0 and 2): style transfer keeps the source's background 0.85 / 0.77 of the time against
+    0.44 / 0.44, the style AUC for the background is 0.84 / 0.85 against 0.69 / 0.65, seen pairs
+    0.97 / 0.96 against 0.94 / 0.93, unseen pairs 0.83 / 0.65 against 0.82 / 0.79; but a background
+    the caption names is drawn 0.54 / 0.50 of the time against 0.73 / 0.71. D and G use the hinge
+    loss (DF-GAN). The mode-seeking term keeps G from drawing one image per caption whatever z is;
+    without it the style encoder has nothing to recover (at weight 0.25 instead of 1, seen colour
+    pairs rose by 0.03 and style transfer fell by 0.05 over five seeds). D trains on the fakes G
+    draws for its own step (`train.shared_fakes`: one G forward pass per step instead of Reed's two,
+    12% fewer FLOPs per step). G learns at four times D's rate (8e-4 against Reed's 2e-4, which D
+    keeps): in this budget G is the one that lags. G upsamples by nearest neighbour and a 3x3
+    convolution instead of Reed's transposed convolutions, which draw a 2-pixel speckle, and is two
+    thirds as wide (ngf 32, not 48), at 0.55x the FLOPs per step (28.1 against 51.4 GFLOP with
+    session 10's affine G). The GAN stage runs 2000 steps, not 800: seen colour pairs and named
+    backgrounds are drawn right more often with more steps (seeds 0-3 in bfloat16: colour pairs
+    0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76 against 0.84-0.91), and the run
+    stayed within the 15- and 20-minute bars on 2 cores (docs/BENCHMARKS.md, session 14; with
+    session 16's slots, attention and warm-up and session 18's D without GAN-INT: 9.5 min with
+    native bfloat16, about 17 estimated on AVX2 only). docs/BENCHMARKS.md, sessions 9-18, has the
+    seeds behind each choice. `train.precision=auto` picks bfloat16 compute where the CPU has native
+    bfloat16 (AMX / AVX-512 bf16) and float32 elsewhere.
     """
     return Config(
         name="default",
@@ -514,9 +525,10 @@ def _default() -> Config:
                           learning_rate=8e-4, d_learning_rate=2e-4, lr_decay_every_epochs=0,
                           gan_loss="hinge", mode_seeking_weight=1.0, eval_every=400,
                           best_metric="attribute_accuracy", encoder_warmup_steps=500,
-                          encoder_learning_rate=5e-4, freeze_encoders=True,
+                          encoder_learning_rate=1e-3, freeze_encoders=True,
                           hard_negative_weight=5.0, hard_negative_wrong_fraction=0.5,
-                          shared_fakes=True, interp_weight=0.0),
+                          shared_fakes=True, interp_weight=0.0, conditioning_captions=1,
+                          style_reconstruction_weight=1000.0),
     )
 
 
@@ -543,7 +555,8 @@ _PLUS_MODEL_FIELDS = ("upsampling", "generator_conditioning", "text_tokens", "te
                       "text_slot_values", "text_slot_softmax", "discriminator_conditioning",
                       "spectral_norm", "discriminator_batch_norm", "text_batch_norm")
 _PLUS_TRAIN_FIELDS = ("gan_loss", "mode_seeking_weight", "hard_negative_weight",
-                      "hard_negative_wrong_fraction", "shared_fakes", "interp_weight")
+                      "hard_negative_wrong_fraction", "shared_fakes", "interp_weight",
+                      "conditioning_captions", "style_reconstruction_weight")
 
 
 def _plus(name: str, data_format: str) -> Config:
@@ -554,10 +567,11 @@ def _plus(name: str, data_format: str) -> Config:
     a projection term and spectral normalisation instead of BatchNorm in D, no GAN-INT term,
     nearest-neighbour upsampling, a BatchNorm on the text encoder's GRU states, hard negative
     captions in the warm-up (weight 5) and as half of D's wrong texts, the hinge loss, the
-    mode-seeking term and shared fakes.
+    mode-seeking term, shared fakes, single captions for G and D, and a style stage that also
+    redraws real images.
     Reed's widths, data, schedule and learning rates stay: `default`'s narrower G (ngf 32), G's
-    four-times rate and its encoder rate of 5e-4 were choices for a 2,000-step CPU budget at
-    32 px (the weight-5 term needed an encoder rate below 1e-3; Reed's 2e-4 is below both).
+    four-times rate and its encoder rate of 1e-3 were choices for a 2,000-step CPU budget at
+    32 px.
     Not measured at 64 px, nor on Oxford-102 or CUB: no such data on the machines that built it.
     """
     paper, default = _paper(name, data_format), _default()
