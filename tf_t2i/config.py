@@ -505,7 +505,7 @@ def _default() -> Config:
     0.51-0.64 at 800 steps, 0.65-0.75 at 2000; backgrounds 0.60-0.76 against 0.84-0.91), and the run
     stayed within the 15- and 20-minute bars on 2 cores (docs/BENCHMARKS.md, session 14; with
     session 16's slots, attention and warm-up and session 18's D without GAN-INT: 9.5 min with
-    native bfloat16, about 17 estimated on AVX2 only). docs/BENCHMARKS.md, sessions 9-18, has the
+    native bfloat16, about 17 estimated on AVX2 only). docs/BENCHMARKS.md, sessions 9-19, has the
     seeds behind each choice. `train.precision=auto` picks bfloat16 compute where the CPU has native
     bfloat16 (AMX / AVX-512 bf16) and float32 elsewhere.
     """
