@@ -141,7 +141,8 @@ def test_tiny_step_with_every_option_gives_finite_losses(encoder, batch):
 def test_style_stage_reconstruction_by_hand(encoder, batch, monkeypatch):
     """train.style_reconstruction_weight: the style stage's S loss is Reed's term on G's images
     plus the weighted L1 of real images redrawn by the frozen G from S(x), S seeing both kinds
-    of image in one call; S's update is that sum's gradient, and only S's."""
+    of image in one call; S's update is that sum's gradient (tests/test_gan.py checks that
+    the step moves S alone)."""
     gan = make_gan(encoder, style_reconstruction_weight=10.0)
     state = gan.seed_generator.state.numpy()
     embeddings = gan.embed_captions(batch["captions"])

@@ -488,10 +488,10 @@ def _default() -> Config:
     still matches the mean of four): most captions name no background, so z decides it, as the style
     encoder needs. The style stage also teaches S to redraw real images through the frozen G
     (`train.style_reconstruction_weight`), so that S reads photos, not only G's images. Together
-    (seeds 0 and 2): style transfer keeps the source's background 0.85 / 0.77 of the time against
-    0.44 / 0.44, the style AUC for the background is 0.84 / 0.85 against 0.69 / 0.65, seen pairs
-    0.97 / 0.96 against 0.94 / 0.93, unseen pairs 0.83 / 0.65 against 0.82 / 0.79; but a background
-    the caption names is drawn 0.54 / 0.50 of the time against 0.73 / 0.71. D and G use the hinge
+    (seeds 0-3): style transfer keeps the source's background 0.73-0.86 of the time against
+    0.36-0.54, the style AUC for the background is 0.81-0.96 against 0.62-0.78, seen pairs
+    0.94-0.97 against 0.83-0.94, unseen pairs 0.65-0.83 against 0.43-0.84; but a background the
+    caption names is drawn 0.46-0.54 of the time against 0.71-0.88. D and G use the hinge
     loss (DF-GAN). The mode-seeking term keeps G from drawing one image per caption whatever z is;
     without it the style encoder has nothing to recover (at weight 0.25 instead of 1, seen colour
     pairs rose by 0.03 and style transfer fell by 0.05 over five seeds). D trains on the fakes G
