@@ -111,6 +111,8 @@ def step_flops(gan, batch, config) -> float:
     import tensorflow as tf
     from tensorflow.python.profiler import model_analyzer, option_builder
 
+    from tf_t2i.training import conditioning_data
+
     specs = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in batch.items()}
     graph = tf.function(gan.train_step).get_concrete_function(specs).graph
     options = option_builder.ProfileOptionBuilder.float_operation()
@@ -121,7 +123,7 @@ def step_flops(gan, batch, config) -> float:
     encoder = gan.text_encoder
     steps = config.data.caption_length // 3 ** (len(encoder.conv_filters) - 1)
     inputs = encoder.conv_filters[-1]
-    captions = config.data.batch_size * config.data.captions_per_image
+    captions = config.data.batch_size * conditioning_data(config).captions_per_image
     if config.train.hard_negatives:
         captions *= 2  # The encoder step also embeds each caption's hard negative.
     # Forward and backward (x3).
@@ -159,6 +161,7 @@ def run(args) -> dict:
     from tf_t2i.data.pipeline import make_train_dataset
     from tf_t2i.runs import build_gan, with_resolved_precision
     from tf_t2i.stage_loop import compile_steps
+    from tf_t2i.training import conditioning_data
 
     config = with_resolved_precision(benchmark_config(args))
     keras.mixed_precision.set_global_policy(config.train.precision)
@@ -166,15 +169,16 @@ def run(args) -> dict:
     encoder = CaptionEncoder(config.data.alphabet, config.data.caption_length)
     split = load_dataset(config.data).train
     words = attribute_words(split, config.data) if config.train.hard_negatives else None
-    ids_stream = make_train_dataset(split, config.data, encoder, attribute_words=words)
-    batch = next(iter(ids_stream))
+    # A warm-up batch (caption ids, data.captions_per_image each) for the encoder phase.
+    batch = next(iter(make_train_dataset(split, config.data, encoder, attribute_words=words)))
     gan = build_gan(config, encoder.vocabulary_size, steps_per_epoch=100)
-    # As in training: where the GAN step does not train the encoders, the pipeline embeds
-    # every caption once (a cost per run, timed apart from the step).
+    # As in training: the GAN stage's batches carry `train.conditioning_captions` captions per
+    # image, and where the GAN step does not train the encoders, the pipeline embeds every
+    # caption once (a cost per run, timed apart from the step).
     started = time.perf_counter()
-    stream = ids_stream if gan.train_encoders else make_train_dataset(
-        split, config.data, encoder, attribute_words=words,
-        embed_captions=gan.embed_caption_table)
+    stream = make_train_dataset(
+        split, conditioning_data(config), encoder, attribute_words=words,
+        embed_captions=None if gan.train_encoders else gan.embed_caption_table)
     table_s = None if gan.train_encoders else time.perf_counter() - started
 
     completed = tf.Variable(0, dtype=tf.int64)

@@ -343,21 +343,18 @@ class TextToImageGAN(keras.Model):
         z = self.noise(rows)
         # S inverts the generator that draws for the user (the export pairs them).
         fake_images = self.sampling_generator((z, embeddings), training=False)
+        reconstructs = self.style_reconstruction_weight > 0
+        seen = (tf.concat([tf.cast(fake_images, data["images"].dtype), data["images"]], axis=0)
+                if reconstructs else fake_images)
         reconstruction = tf.constant(0.0)
         with tf.GradientTape() as tape:
-            if self.style_reconstruction_weight > 0:
-                images = data["images"]
-                styles = self.style_encoder(
-                    tf.concat([tf.cast(fake_images, images.dtype), images], axis=0),
-                    training=True)
-                loss = losses.style_loss(z, styles[:rows])
+            styles = self.style_encoder(seen, training=True)
+            loss = total = losses.style_loss(z, styles[:rows])
+            if reconstructs:
                 reconstructed = self.sampling_generator((styles[rows:], embeddings),
                                                         training=False)
-                reconstruction = losses.reconstruction_loss(images, reconstructed)
+                reconstruction = losses.reconstruction_loss(data["images"], reconstructed)
                 total = loss + self.style_reconstruction_weight * reconstruction
-            else:
-                loss = total = losses.style_loss(
-                    z, self.style_encoder(fake_images, training=True))
             scaled_loss = _scaled(self.style_optimizer, total)
         _apply(self.style_optimizer, tape, scaled_loss, self.style_encoder.trainable_variables)
         self.style_trackers["style_loss"].update_state(loss)

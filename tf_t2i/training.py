@@ -170,11 +170,10 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
     # the frozen GAN stage's table.
     embed_once = embedded_once(embed_captions or gan.embed_caption_table)
 
-    def stream(start_step, words=None, frozen_text=False, conditioning=False):
+    def stream(start_step, data, words=None, frozen_text=False):
         # Where the text encoder does not train, the pipeline embeds every caption once
         # instead of the step embedding each batch's captions again.
         embed = embed_once if frozen_text else None
-        data = conditioning_data(config) if conditioning else config.data
         return distribution.distribute(
             strategy, lambda: make_train_dataset(dataset.train, data, encoder,
                                                  start_step=start_step, attribute_words=words,
@@ -191,17 +190,18 @@ def _train_in_locked_folder(config, run_dir, checkpoints, resume, changes, strat
         # A run whose GAN stage has begun never goes back to warming up its encoders.
         if record.get("encoder_step", 0) < warmup_steps and record["step"] == 0:
             record = loop.run("encoder", step(gan.encoder_step), gan.encoder_trackers,
-                              stream(record.get("encoder_step", 0), hard_negative_words),
+                              stream(record.get("encoder_step", 0), config.data,
+                                     hard_negative_words),
                               record, warmup_steps)
         if record["step"] < gan_steps:
             record = loop.run("gan", step(gan.train_step), gan.trackers,
-                              stream(record["step"], hard_negative_words,
-                                     frozen_text=not gan.train_encoders, conditioning=True),
+                              stream(record["step"], conditioning_data(config),
+                                     hard_negative_words, frozen_text=not gan.train_encoders),
                               record, gan_steps)
         if record["style_step"] < config.train.style_steps:
             record = loop.run("style", step(gan.style_step), gan.style_trackers,
-                              stream(record["style_step"], frozen_text=True,
-                                     conditioning=True), record,
+                              stream(record["style_step"], conditioning_data(config),
+                                     frozen_text=True), record,
                               config.train.style_steps)
     if not chief:
         return record
